@@ -1,0 +1,563 @@
+//! Settings read once at start-up from the environment (then `.env`), validated so that a bad value
+//! stops the process with one line naming the variable instead of surfacing later as a confusing
+//! browser or database failure.
+
+use std::fmt;
+use std::net::ToSocketAddrs;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use actix_web::cookie::SameSite;
+use tracing_subscriber::EnvFilter;
+
+/// A variable whose value cannot be used, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The environment variable at fault (or `.env` when the file itself cannot be read).
+    pub var: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(var: &str, message: impl Into<String>) -> Self {
+        Self {
+            var: var.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.var, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Where the data lives; chosen by the scheme of `DATABASE_URL`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseTarget {
+    Postgres(String),
+    Sqlite(PathBuf),
+}
+
+impl DatabaseTarget {
+    /// `postgres://` / `postgresql://` is PostgreSQL, `sqlite://PATH` or a plain path is a SQLite file.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err("is empty; set it to a SQLite file path or a postgres:// URL".into());
+        }
+        let lower = raw.to_ascii_lowercase();
+        if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+            let url =
+                url::Url::parse(raw).map_err(|e| format!("is not a valid PostgreSQL URL ({e})"))?;
+            if url.host_str().is_none_or(str::is_empty) && url.query().is_none() {
+                return Err("is a PostgreSQL URL without a host".into());
+            }
+            return Ok(Self::Postgres(raw.to_owned()));
+        }
+        let path = if let Some(rest) = lower.strip_prefix("sqlite://") {
+            raw[raw.len() - rest.len()..].to_owned()
+        } else if let Some(rest) = lower.strip_prefix("sqlite:") {
+            raw[raw.len() - rest.len()..].to_owned()
+        } else if let Some((scheme, _)) = raw.split_once("://") {
+            return Err(format!(
+                "has the unsupported scheme `{scheme}://`; use postgres://, postgresql://, sqlite:// or a file path"
+            ));
+        } else {
+            raw.to_owned()
+        };
+        if path.is_empty() {
+            return Err("names no SQLite file; use sqlite://PATH or a plain path".into());
+        }
+        if path == ":memory:" || path.starts_with("file::memory:") {
+            return Err(
+                "is an in-memory SQLite database, which each pooled connection would see empty; use a file"
+                    .into(),
+            );
+        }
+        Ok(Self::Sqlite(PathBuf::from(path)))
+    }
+
+    /// The target as it may be shown to an operator: a PostgreSQL password is hidden.
+    pub fn redacted(&self) -> String {
+        match self {
+            Self::Sqlite(path) => format!("SQLite file {}", path.display()),
+            Self::Postgres(raw) => match url::Url::parse(raw) {
+                Ok(mut url) => {
+                    if url.password().is_some() {
+                        let _ = url.set_password(Some("***"));
+                    }
+                    format!("PostgreSQL at {url}")
+                }
+                Err(_) => "PostgreSQL".to_owned(),
+            },
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// Which request headers make up the client fingerprint bound to a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FingerprintMode {
+    /// SHA-256 of `"{User-Agent}-{Accept-Language}"`, the replaced design's formula.
+    Full,
+    /// SHA-256 of the User-Agent alone.
+    UserAgent,
+    /// Recorded but never checked.
+    Off,
+}
+
+/// The session cookie's name and attributes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookieSettings {
+    pub name: String,
+    pub secure: bool,
+    pub http_only: bool,
+    pub same_site: SameSite,
+    pub domain: Option<String>,
+}
+
+/// How long sessions live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionSettings {
+    /// Idle lifetime: a session unused for this long expires; use pushes it out again.
+    pub ttl_seconds: i64,
+    /// Absolute lifetime counted from login, never extended.
+    pub max_lifetime_seconds: i64,
+}
+
+/// Everything the server needs, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database: DatabaseTarget,
+    pub bind_addr: String,
+    pub workers: usize,
+    pub db_pool_size: u32,
+    pub db_connect_timeout: Duration,
+    /// Exact origins (`scheme://host[:port]`) allowed to call with credentials.
+    pub allowed_origins: Vec<String>,
+    pub cookie: CookieSettings,
+    pub session: SessionSettings,
+    pub fingerprint: FingerprintMode,
+    pub argon2_max_concurrency: usize,
+    pub log_filter: String,
+}
+
+const MAX_SECONDS: i64 = 100 * 365 * 24 * 3600;
+
+impl Settings {
+    /// Reads the process environment, then `.env` (which never overrides a variable already set).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        match dotenvy::dotenv() {
+            Ok(_) => {}
+            Err(err) if err.not_found() => {}
+            Err(err) => return Err(ConfigError::new(".env", format!("cannot be read: {err}"))),
+        }
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Builds the settings from any source of variables; tests pass a map.
+    pub fn from_lookup<F>(lookup: F) -> Result<Self, ConfigError>
+    where
+        F: Fn(&str) -> Option<String>,
+    {
+        let vars = Vars(&lookup);
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+
+        let database = match lookup("DATABASE_URL") {
+            Some(raw) => {
+                DatabaseTarget::parse(&raw).map_err(|m| ConfigError::new("DATABASE_URL", m))?
+            }
+            None => DatabaseTarget::Sqlite(PathBuf::from("tessera.db")),
+        };
+
+        let bind_addr = vars
+            .get("BIND_ADDR")
+            .unwrap_or_else(|| "127.0.0.1:8080".into());
+        match bind_addr.to_socket_addrs().map(|mut addrs| addrs.next()) {
+            Ok(Some(_)) => {}
+            Ok(_) => {
+                return Err(ConfigError::new(
+                    "BIND_ADDR",
+                    format!("`{bind_addr}` resolves to no address"),
+                ))
+            }
+            Err(e) => {
+                return Err(ConfigError::new(
+                    "BIND_ADDR",
+                    format!("`{bind_addr}` is not a host:port address ({e})"),
+                ))
+            }
+        }
+
+        let workers = vars.int("WORKERS", cores as i64, 1, 1024)? as usize;
+        let db_pool_size = vars.int("DB_POOL_SIZE", 10, 1, 1000)? as u32;
+        let connect_timeout = vars.int("DB_CONNECT_TIMEOUT_SECONDS", 5, 1, 3600)?;
+        let allowed_origins = parse_origins(&vars.get("ALLOWED_ORIGINS").unwrap_or_default())
+            .map_err(|m| ConfigError::new("ALLOWED_ORIGINS", m))?;
+
+        let cookie = CookieSettings {
+            name: vars
+                .get("COOKIE_NAME")
+                .unwrap_or_else(|| "access_token".into()),
+            secure: vars.bool("COOKIE_SECURE", true)?,
+            http_only: vars.bool("COOKIE_HTTPONLY", true)?,
+            same_site: match vars
+                .get("COOKIE_SAMESITE")
+                .map(|s| s.to_ascii_lowercase())
+                .as_deref()
+            {
+                None | Some("lax") => SameSite::Lax,
+                Some("strict") => SameSite::Strict,
+                Some("none") => SameSite::None,
+                Some(other) => {
+                    return Err(ConfigError::new(
+                        "COOKIE_SAMESITE",
+                        format!("`{other}` is not one of lax, strict, none"),
+                    ))
+                }
+            },
+            domain: vars.get("COOKIE_DOMAIN"),
+        };
+        validate_cookie(&cookie)?;
+
+        let ttl_seconds = vars.int("SESSION_TTL_SECONDS", 604_800, 1, MAX_SECONDS)?;
+        let max_lifetime_seconds =
+            vars.int("SESSION_MAX_LIFETIME_SECONDS", 2_592_000, 1, MAX_SECONDS)?;
+        if max_lifetime_seconds < ttl_seconds {
+            return Err(ConfigError::new(
+                "SESSION_MAX_LIFETIME_SECONDS",
+                format!(
+                    "{max_lifetime_seconds} is shorter than SESSION_TTL_SECONDS ({ttl_seconds}); the absolute lifetime must be at least the idle lifetime"
+                ),
+            ));
+        }
+
+        let fingerprint = match vars
+            .get("FINGERPRINT")
+            .map(|s| s.to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("full") => FingerprintMode::Full,
+            Some("user-agent") => FingerprintMode::UserAgent,
+            Some("off") => FingerprintMode::Off,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "FINGERPRINT",
+                    format!("`{other}` is not one of full, user-agent, off"),
+                ))
+            }
+        };
+
+        let argon2_max_concurrency =
+            vars.int("ARGON2_MAX_CONCURRENCY", cores as i64, 1, 1024)? as usize;
+
+        let log_filter = vars.get("RUST_LOG").unwrap_or_else(|| "info".into());
+        if let Err(e) = EnvFilter::try_new(&log_filter) {
+            return Err(ConfigError::new(
+                "RUST_LOG",
+                format!("`{log_filter}` is not a valid filter ({e})"),
+            ));
+        }
+
+        Ok(Self {
+            database,
+            bind_addr,
+            workers,
+            db_pool_size,
+            db_connect_timeout: Duration::from_secs(connect_timeout as u64),
+            allowed_origins,
+            cookie,
+            session: SessionSettings {
+                ttl_seconds,
+                max_lifetime_seconds,
+            },
+            fingerprint,
+            argon2_max_concurrency,
+            log_filter,
+        })
+    }
+}
+
+/// Typed reads of the variables; an empty value counts as unset.
+struct Vars<'a, F>(&'a F);
+
+impl<F: Fn(&str) -> Option<String>> Vars<'_, F> {
+    fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn int(&self, name: &str, default: i64, min: i64, max: i64) -> Result<i64, ConfigError> {
+        let Some(raw) = self.get(name) else {
+            return Ok(default);
+        };
+        let value: i64 = raw
+            .parse()
+            .map_err(|_| ConfigError::new(name, format!("`{raw}` is not a whole number")))?;
+        if value < min || value > max {
+            return Err(ConfigError::new(
+                name,
+                format!("{value} is out of range; it must be between {min} and {max}"),
+            ));
+        }
+        Ok(value)
+    }
+
+    fn bool(&self, name: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(name).map(|s| s.to_ascii_lowercase()).as_deref() {
+            None => Ok(default),
+            Some("true" | "1" | "yes" | "on") => Ok(true),
+            Some("false" | "0" | "no" | "off") => Ok(false),
+            Some(other) => Err(ConfigError::new(
+                name,
+                format!("`{other}` is not a boolean (true/false, 1/0, yes/no, on/off)"),
+            )),
+        }
+    }
+}
+
+/// Splits on `,` or `;` and normalises each entry to the form browsers send in `Origin`.
+fn parse_origins(raw: &str) -> Result<Vec<String>, String> {
+    let mut origins = Vec::new();
+    for entry in raw
+        .split([',', ';'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        if entry.contains('*') {
+            return Err(format!(
+                "`{entry}` is a wildcard, which browsers refuse for requests with credentials; list each origin exactly"
+            ));
+        }
+        let url = url::Url::parse(entry).map_err(|e| {
+            format!("`{entry}` is not an origin like https://app.example.com ({e})")
+        })?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(format!(
+                "`{entry}` is not an http(s) origin like https://app.example.com"
+            ));
+        }
+        if url.path() != "/"
+            || url.query().is_some()
+            || url.fragment().is_some()
+            || !url.username().is_empty()
+        {
+            return Err(format!(
+                "`{entry}` has a path, query or credentials; an origin is only scheme://host[:port]"
+            ));
+        }
+        let origin = url.origin().ascii_serialization();
+        if !origins.contains(&origin) {
+            origins.push(origin);
+        }
+    }
+    Ok(origins)
+}
+
+fn validate_cookie(cookie: &CookieSettings) -> Result<(), ConfigError> {
+    let is_token_char = |c: char| c.is_ascii_graphic() && !"()<>@,;:\\\"/[]?={}".contains(c);
+    if !cookie.name.chars().all(is_token_char) {
+        return Err(ConfigError::new(
+            "COOKIE_NAME",
+            format!(
+                "`{}` contains characters not allowed in a cookie name",
+                cookie.name
+            ),
+        ));
+    }
+    if cookie.same_site == SameSite::None && !cookie.secure {
+        return Err(ConfigError::new(
+            "COOKIE_SAMESITE",
+            "none requires COOKIE_SECURE=true: browsers drop SameSite=None cookies that are not Secure",
+        ));
+    }
+    let lower_name = cookie.name.to_ascii_lowercase();
+    if lower_name.starts_with("__host-") {
+        if !cookie.secure {
+            return Err(ConfigError::new(
+                "COOKIE_NAME",
+                "a __Host- cookie requires COOKIE_SECURE=true, or browsers refuse it",
+            ));
+        }
+        if cookie.domain.is_some() {
+            return Err(ConfigError::new(
+                "COOKIE_NAME",
+                "a __Host- cookie must not have a COOKIE_DOMAIN, or browsers refuse it; unset COOKIE_DOMAIN",
+            ));
+        }
+    }
+    if lower_name.starts_with("__secure-") && !cookie.secure {
+        return Err(ConfigError::new(
+            "COOKIE_NAME",
+            "a __Secure- cookie requires COOKIE_SECURE=true, or browsers refuse it",
+        ));
+    }
+    if let Some(domain) = &cookie.domain {
+        let valid = domain.trim_start_matches('.').split('.').all(|label| {
+            !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+        if !valid {
+            return Err(ConfigError::new(
+                "COOKIE_DOMAIN",
+                format!("`{domain}` is not a host name like example.com"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.database, DatabaseTarget::Sqlite("tessera.db".into()));
+        assert_eq!(s.bind_addr, "127.0.0.1:8080");
+        assert_eq!(s.cookie.name, "access_token");
+        assert!(s.cookie.secure && s.cookie.http_only);
+        assert_eq!(s.cookie.same_site, SameSite::Lax);
+        assert_eq!(s.session.ttl_seconds, 604_800);
+        assert_eq!(s.session.max_lifetime_seconds, 2_592_000);
+        assert_eq!(s.fingerprint, FingerprintMode::Full);
+        assert!(s.allowed_origins.is_empty());
+    }
+
+    #[test]
+    fn database_urls_pick_the_backend_from_the_scheme() {
+        let pg = DatabaseTarget::parse("postgresql://u:p@localhost/db").unwrap();
+        assert!(matches!(pg, DatabaseTarget::Postgres(_)));
+        assert_eq!(
+            DatabaseTarget::parse("sqlite://data/x.db").unwrap(),
+            DatabaseTarget::Sqlite("data/x.db".into())
+        );
+        assert_eq!(
+            DatabaseTarget::parse("sqlite:///abs/x.db").unwrap(),
+            DatabaseTarget::Sqlite("/abs/x.db".into())
+        );
+        assert_eq!(
+            DatabaseTarget::parse("x.db").unwrap(),
+            DatabaseTarget::Sqlite("x.db".into())
+        );
+        assert!(DatabaseTarget::parse("").is_err());
+        assert!(DatabaseTarget::parse("mysql://x").is_err());
+        assert!(DatabaseTarget::parse(":memory:").is_err());
+        assert!(DatabaseTarget::parse("postgres://[bad").is_err());
+    }
+
+    #[test]
+    fn redacted_target_hides_the_password() {
+        let pg = DatabaseTarget::parse("postgres://user:hunter2@db:5432/app").unwrap();
+        assert!(!pg.redacted().contains("hunter2"));
+        assert!(!format!("{pg:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn origins_are_split_and_normalised() {
+        let s = settings(&[(
+            "ALLOWED_ORIGINS",
+            "http://localhost:5173; https://app.example.com:443 ,http://a.test",
+        )])
+        .unwrap();
+        assert_eq!(
+            s.allowed_origins,
+            [
+                "http://localhost:5173",
+                "https://app.example.com",
+                "http://a.test"
+            ]
+        );
+        assert_eq!(
+            settings(&[("ALLOWED_ORIGINS", "*")]).unwrap_err().var,
+            "ALLOWED_ORIGINS"
+        );
+        assert!(settings(&[("ALLOWED_ORIGINS", "http://x.test/path")]).is_err());
+    }
+
+    #[test]
+    fn cookie_rules_are_enforced() {
+        let err = settings(&[("COOKIE_SAMESITE", "none"), ("COOKIE_SECURE", "false")]).unwrap_err();
+        assert_eq!(err.var, "COOKIE_SAMESITE");
+        assert!(settings(&[("COOKIE_SAMESITE", "None"), ("COOKIE_SECURE", "true")]).is_ok());
+        assert_eq!(
+            settings(&[("COOKIE_NAME", "__Host-t"), ("COOKIE_SECURE", "0")])
+                .unwrap_err()
+                .var,
+            "COOKIE_NAME"
+        );
+        assert_eq!(
+            settings(&[("COOKIE_NAME", "__Host-t"), ("COOKIE_DOMAIN", "a.test")])
+                .unwrap_err()
+                .var,
+            "COOKIE_NAME"
+        );
+        assert_eq!(
+            settings(&[("COOKIE_NAME", "__Secure-t"), ("COOKIE_SECURE", "no")])
+                .unwrap_err()
+                .var,
+            "COOKIE_NAME"
+        );
+        assert!(settings(&[("COOKIE_NAME", "__Secure-t"), ("COOKIE_DOMAIN", "a.test")]).is_ok());
+        assert!(settings(&[("COOKIE_NAME", "bad name")]).is_err());
+        assert!(settings(&[("COOKIE_SAMESITE", "sometimes")]).is_err());
+    }
+
+    #[test]
+    fn numbers_are_checked() {
+        assert_eq!(
+            settings(&[("SESSION_TTL_SECONDS", "0")]).unwrap_err().var,
+            "SESSION_TTL_SECONDS"
+        );
+        assert_eq!(settings(&[("WORKERS", "two")]).unwrap_err().var, "WORKERS");
+        assert_eq!(
+            settings(&[
+                ("SESSION_TTL_SECONDS", "100"),
+                ("SESSION_MAX_LIFETIME_SECONDS", "50")
+            ])
+            .unwrap_err()
+            .var,
+            "SESSION_MAX_LIFETIME_SECONDS"
+        );
+        assert_eq!(
+            settings(&[("COOKIE_SECURE", "maybe")]).unwrap_err().var,
+            "COOKIE_SECURE"
+        );
+        assert_eq!(
+            settings(&[("BIND_ADDR", "nowhere")]).unwrap_err().var,
+            "BIND_ADDR"
+        );
+        assert_eq!(
+            settings(&[("FINGERPRINT", "ip")]).unwrap_err().var,
+            "FINGERPRINT"
+        );
+    }
+
+    #[test]
+    fn empty_values_mean_the_default_except_for_the_database() {
+        assert!(settings(&[("COOKIE_DOMAIN", ""), ("WORKERS", " ")]).is_ok());
+        assert_eq!(
+            settings(&[("DATABASE_URL", "")]).unwrap_err().var,
+            "DATABASE_URL"
+        );
+    }
+}

@@ -1,0 +1,123 @@
+//! One connection type for both backends, and the r2d2 manager that opens it.
+//!
+//! diesel's derived `MultiConnection::establish` tries every backend in turn and discards the real
+//! error (a wrong password becomes "Invalid connection url for multiconnection", an empty URL opens a
+//! temporary SQLite database). [`ConnectionManager`] instead picks the backend from the already
+//! validated [`DatabaseTarget`] and keeps the driver's own error.
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::R2D2Connection;
+use diesel::{Connection, ConnectionError, PgConnection, SqliteConnection};
+
+use crate::config::DatabaseTarget;
+
+/// A connection to whichever backend `DATABASE_URL` names.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// Set on every SQLite connection. `busy_timeout` must come before `journal_mode=WAL`, or switching
+/// the journal can fail at once with "database is locked" while another connection holds the file.
+const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000;
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+PRAGMA foreign_keys = ON;";
+
+/// Opens connections for the pool.
+#[derive(Debug, Clone)]
+pub struct ConnectionManager {
+    target: DatabaseTarget,
+    connect_timeout: Duration,
+}
+
+impl ConnectionManager {
+    pub fn new(target: DatabaseTarget, connect_timeout: Duration) -> Self {
+        Self {
+            target,
+            connect_timeout,
+        }
+    }
+
+    /// Opens one connection, reporting the driver's error.
+    pub fn establish(&self) -> Result<DbConnection, ConnectionError> {
+        match &self.target {
+            DatabaseTarget::Postgres(url) => {
+                let url = with_connect_timeout(url, self.connect_timeout);
+                PgConnection::establish(&url).map(DbConnection::Postgres)
+            }
+            DatabaseTarget::Sqlite(path) => {
+                let path = path.to_str().ok_or_else(|| {
+                    ConnectionError::InvalidConnectionUrl(
+                        "the SQLite path is not valid UTF-8".into(),
+                    )
+                })?;
+                let mut conn = SqliteConnection::establish(path)?;
+                conn.batch_execute(SQLITE_PRAGMAS)
+                    .map_err(ConnectionError::CouldntSetupConfiguration)?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+        }
+    }
+}
+
+/// libpq waits for an unreachable host as long as the OS lets it unless told otherwise.
+fn with_connect_timeout(url: &str, timeout: Duration) -> String {
+    if url.contains("connect_timeout=") {
+        return url.to_owned();
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!(
+        "{url}{separator}connect_timeout={}",
+        timeout.as_secs().max(1)
+    )
+}
+
+impl r2d2::ManageConnection for ConnectionManager {
+    type Connection = DbConnection;
+    type Error = ConnectionError;
+
+    fn connect(&self) -> Result<DbConnection, ConnectionError> {
+        self.establish()
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), ConnectionError> {
+        let result = match conn {
+            DbConnection::Postgres(c) => c.ping(),
+            DbConnection::Sqlite(c) => c.ping(),
+        };
+        result.map_err(ConnectionError::CouldntSetupConfiguration)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        match conn {
+            DbConnection::Postgres(c) => c.is_broken(),
+            DbConnection::Sqlite(c) => c.is_broken(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_timeout_is_added_once() {
+        let t = Duration::from_secs(3);
+        assert_eq!(
+            with_connect_timeout("postgres://h/db", t),
+            "postgres://h/db?connect_timeout=3"
+        );
+        assert_eq!(
+            with_connect_timeout("postgres://h/db?sslmode=disable", t),
+            "postgres://h/db?sslmode=disable&connect_timeout=3"
+        );
+        assert_eq!(
+            with_connect_timeout("postgres://h/db?connect_timeout=9", t),
+            "postgres://h/db?connect_timeout=9"
+        );
+    }
+}

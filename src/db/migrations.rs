@@ -1,0 +1,38 @@
+//! The schema migrations of both backends, embedded in the binary and applied at start-up.
+
+use diesel::connection::SimpleConnection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use super::connection::DbConnection;
+use super::pool::StartupDbError;
+
+const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+
+/// An arbitrary constant naming tessera's advisory lock, so that instances starting together on one
+/// PostgreSQL database apply migrations one at a time.
+const MIGRATION_LOCK_KEY: i64 = 0x7465_7373_6572_61;
+
+/// Applies every pending migration of the connection's backend.
+pub fn run_pending(conn: &mut DbConnection) -> Result<(), StartupDbError> {
+    let migrate =
+        |e: Box<dyn std::error::Error + Send + Sync>| StartupDbError::Migrate(e.to_string());
+    match conn {
+        DbConnection::Postgres(pg) => {
+            pg.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
+                .map_err(|e| StartupDbError::Migrate(e.to_string()))?;
+            let result = pg
+                .run_pending_migrations(POSTGRES)
+                .map(|_| ())
+                .map_err(migrate);
+            let unlock = pg
+                .batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
+                .map_err(|e| StartupDbError::Migrate(e.to_string()));
+            result.and(unlock)
+        }
+        DbConnection::Sqlite(sqlite) => sqlite
+            .run_pending_migrations(SQLITE)
+            .map(|_| ())
+            .map_err(migrate),
+    }
+}

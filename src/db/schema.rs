@@ -1,0 +1,29 @@
+//! Table definitions shared by both backends; only types `MultiConnection` supports (BigInt, Text,
+//! Timestamp), so UUIDs are text and times are UTC `NaiveDateTime`.
+
+diesel::table! {
+    users (id) {
+        id -> BigInt,
+        username -> Text,
+        /// Lower-cased `username`: the unique key that makes names case-insensitive.
+        username_key -> Text,
+        password_hash -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Text,
+        user_id -> BigInt,
+        token_hash -> Text,
+        status -> Text,
+        client_fingerprint -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        last_seen_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(sessions -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(users, sessions);

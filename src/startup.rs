@@ -1,0 +1,150 @@
+//! Building the application: the database (connected and migrated), the listener, and the actix
+//! `App` with its middleware. Taking the address from the settings (port 0 in tests) lets the
+//! integration tests run the real server.
+
+use std::io;
+use std::net::TcpListener;
+use std::time::Instant;
+
+use actix_cors::Cors;
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::http::{header, Method};
+use actix_web::middleware::{
+    from_fn, DefaultHeaders, ErrorHandlers, Next, NormalizePath, TrailingSlash,
+};
+use actix_web::{web, App, HttpServer};
+
+use crate::auth::session::resend_renewed_cookie;
+use crate::config::{ConfigError, Settings};
+use crate::db::migrations;
+use crate::db::pool::{build_pool, StartupDbError};
+use crate::error::json_error_handler;
+use crate::routes;
+use crate::state::AppState;
+
+/// Why the server could not start; each kind has its own exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("configuration error: {0}")]
+    Config(#[from] ConfigError),
+    #[error("database error: DATABASE_URL ({target}): {source}")]
+    Database {
+        target: String,
+        source: StartupDbError,
+    },
+    #[error("cannot listen on BIND_ADDR {addr}: {source}")]
+    Bind { addr: String, source: io::Error },
+    #[error("server error: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl StartupError {
+    /// 2 for bad configuration, 3 when the database cannot be reached or migrated, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Config(_) => 2,
+            Self::Database { .. } => 3,
+            Self::Bind { .. } | Self::Io(_) => 1,
+        }
+    }
+}
+
+/// A server ready to run.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Connects to the database, applies migrations, binds `BIND_ADDR` and prepares the server.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let pool_settings = settings.clone();
+        let pool = web::block(move || build_pool(&pool_settings, migrations::run_pending))
+            .await
+            .map_err(|e| StartupError::Io(io::Error::other(e.to_string())))?
+            .map_err(|source| StartupError::Database {
+                target: settings.database.redacted(),
+                source,
+            })?;
+
+        let listener =
+            TcpListener::bind(&settings.bind_addr).map_err(|source| StartupError::Bind {
+                addr: settings.bind_addr.clone(),
+                source,
+            })?;
+        let addr = listener.local_addr()?;
+
+        let state = web::Data::new(AppState::new(pool, &settings));
+        let origins = settings.allowed_origins.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .configure(routes::configure)
+                .default_service(web::to(routes::not_found))
+                .wrap(from_fn(resend_renewed_cookie))
+                .wrap(cors(&origins))
+                .wrap(ErrorHandlers::new().default_handler(json_error_handler))
+                .wrap(DefaultHeaders::new().add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")))
+                .wrap(NormalizePath::new(TrailingSlash::Trim))
+                .wrap(from_fn(log_request))
+        })
+        .workers(settings.workers)
+        .listen(listener)?
+        .run();
+
+        tracing::info!(%addr, database = %settings.database.redacted(), "tessera listening");
+        Ok(Self {
+            port: addr.port(),
+            server,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until the process is told to stop (SIGINT/SIGTERM), finishing in-flight requests.
+    pub async fn run_until_stopped(self) -> io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Credentials are allowed, so origins must be listed exactly; any other origin gets no
+/// `Access-Control-Allow-Origin`.
+fn cors(origins: &[String]) -> Cors {
+    let mut cors = Cors::default()
+        .allowed_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allowed_header(header::CONTENT_TYPE)
+        .supports_credentials()
+        .max_age(3600);
+    for origin in origins {
+        cors = cors.allowed_origin(origin);
+    }
+    cors
+}
+
+/// One line per request: method, path (no query string, which could carry secrets), status, time.
+async fn log_request(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.path().to_owned();
+    let res = next.call(req).await?;
+    tracing::info!(
+        %method,
+        %path,
+        status = res.status().as_u16(),
+        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    Ok(res)
+}

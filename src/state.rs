@@ -1,0 +1,45 @@
+//! What every handler shares: the pool, the password hasher, the cookie settings. Also the one way
+//! handlers reach the database: on a blocking thread, never on an actix worker.
+
+use actix_web::web;
+use diesel::QueryResult;
+
+use crate::auth::cookie::SessionCookies;
+use crate::auth::password::PasswordHasher;
+use crate::config::{FingerprintMode, SessionSettings, Settings};
+use crate::db::{DbConnection, DbError, DbPool};
+
+pub struct AppState {
+    pool: DbPool,
+    pub hasher: PasswordHasher,
+    pub cookies: SessionCookies,
+    pub sessions: SessionSettings,
+    pub fingerprint: FingerprintMode,
+}
+
+impl AppState {
+    pub fn new(pool: DbPool, settings: &Settings) -> Self {
+        Self {
+            pool,
+            hasher: PasswordHasher::new(settings.argon2_max_concurrency),
+            cookies: SessionCookies::new(settings.cookie.clone()),
+            sessions: settings.session,
+            fingerprint: settings.fingerprint,
+        }
+    }
+
+    /// Runs `query` with a pooled connection on actix's blocking thread pool.
+    pub async fn db<T, F>(&self, query: F) -> Result<T, DbError>
+    where
+        F: FnOnce(&mut DbConnection) -> QueryResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        web::block(move || {
+            let mut conn = pool.get()?;
+            query(&mut conn).map_err(DbError::Query)
+        })
+        .await
+        .map_err(|_| DbError::Blocking)?
+    }
+}
