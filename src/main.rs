@@ -24,7 +24,10 @@ async fn main() -> ExitCode {
     }
 }
 
+/// One line on stderr, whatever the driver's message looked like.
 fn fail(err: &StartupError) -> ExitCode {
-    eprintln!("tessera: {err}");
+    let message = err.to_string();
+    let one_line: Vec<&str> = message.split_whitespace().collect();
+    eprintln!("tessera: {}", one_line.join(" "));
     ExitCode::from(err.exit_code())
 }
