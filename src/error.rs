@@ -27,7 +27,7 @@ pub enum ApiError {
     /// No session, or the one presented was refused; `clear_cookie` removes a refused cookie.
     #[error("Not authenticated.")]
     NotAuthenticated {
-        clear_cookie: Option<Cookie<'static>>,
+        clear_cookie: Option<Box<Cookie<'static>>>,
     },
     #[error("Incorrect username or password.")]
     InvalidCredentials,
@@ -94,7 +94,7 @@ impl ResponseError for ApiError {
             Self::NotAuthenticated {
                 clear_cookie: Some(cookie),
             } => {
-                response.cookie(cookie.clone());
+                response.cookie((**cookie).clone());
             }
             Self::MethodNotAllowed { allow } => {
                 response.insert_header((header::ALLOW, *allow));

@@ -110,7 +110,7 @@ async fn verify(req: &HttpRequest) -> Result<CurrentSession, ApiError> {
         return Err(ApiError::NotAuthenticated { clear_cookie: None });
     };
     let refused = || ApiError::NotAuthenticated {
-        clear_cookie: Some(state.cookies.clear()),
+        clear_cookie: Some(Box::new(state.cookies.clear())),
     };
     let Some(token) = SessionToken::parse(&raw) else {
         return Err(refused());

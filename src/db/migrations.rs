@@ -11,7 +11,7 @@ const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
 /// An arbitrary constant naming tessera's advisory lock, so that instances starting together on one
 /// PostgreSQL database apply migrations one at a time.
-const MIGRATION_LOCK_KEY: i64 = 0x7465_7373_6572_61;
+const MIGRATION_LOCK_KEY: i64 = 0x0074_6573_7365_7261;
 
 /// Applies every pending migration of the connection's backend.
 pub fn run_pending(conn: &mut DbConnection) -> Result<(), StartupDbError> {
