@@ -134,6 +134,28 @@ pub struct SessionSettings {
     pub max_lifetime_seconds: i64,
 }
 
+/// Login and registration throttling; a threshold of 0 turns that limit off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleSettings {
+    pub login_max_failures: i64,
+    pub login_window_seconds: i64,
+    pub lockout_seconds: i64,
+    pub lockout_max_seconds: i64,
+    pub login_max_failures_per_ip: i64,
+    pub register_max_per_ip: i64,
+    pub register_window_seconds: i64,
+}
+
+/// How long ended sessions and events are kept, and how the purge works through them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionSettings {
+    /// 0: no background purge (the `purge` command still works).
+    pub purge_interval_seconds: u64,
+    pub session_retention_days: i64,
+    pub event_retention_days: i64,
+    pub batch_size: i64,
+}
+
 /// Everything the server needs, validated.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -149,6 +171,16 @@ pub struct Settings {
     pub fingerprint: FingerprintMode,
     pub argon2_max_concurrency: usize,
     pub log_filter: String,
+    /// A session younger than this may revoke others without re-entering the password.
+    pub fresh_session_seconds: i64,
+    /// 0: unlimited.
+    pub max_sessions_per_user: i64,
+    pub throttle: ThrottleSettings,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The service's own origin for the CSRF check, when the `Host` header cannot tell it.
+    pub public_origin: Option<String>,
+    pub retention: RetentionSettings,
 }
 
 const MAX_SECONDS: i64 = 100 * 365 * 24 * 3600;
@@ -268,7 +300,59 @@ impl Settings {
             ));
         }
 
+        let fresh_session_seconds = vars.int("FRESH_SESSION_SECONDS", 600, 0, MAX_SECONDS)?;
+        let max_sessions_per_user = vars.int("MAX_SESSIONS_PER_USER", 20, 0, 1_000_000)?;
+        let throttle = ThrottleSettings {
+            login_max_failures: vars.int("LOGIN_MAX_FAILURES", 5, 0, 1_000_000)?,
+            login_window_seconds: vars.int("LOGIN_WINDOW_SECONDS", 900, 1, MAX_SECONDS)?,
+            lockout_seconds: vars.int("LOGIN_LOCKOUT_SECONDS", 60, 1, MAX_SECONDS)?,
+            lockout_max_seconds: vars.int("LOGIN_LOCKOUT_MAX_SECONDS", 900, 1, MAX_SECONDS)?,
+            login_max_failures_per_ip: vars.int(
+                "LOGIN_MAX_FAILURES_PER_IP",
+                50,
+                0,
+                1_000_000_000,
+            )?,
+            register_max_per_ip: vars.int("REGISTER_MAX_PER_IP", 20, 0, 1_000_000_000)?,
+            register_window_seconds: vars.int("REGISTER_WINDOW_SECONDS", 3600, 1, MAX_SECONDS)?,
+        };
+        if throttle.lockout_max_seconds < throttle.lockout_seconds {
+            return Err(ConfigError::new(
+                "LOGIN_LOCKOUT_MAX_SECONDS",
+                "is shorter than LOGIN_LOCKOUT_SECONDS; the cap must be at least the first lockout",
+            ));
+        }
+        let trusted_proxies = parse_cidrs(&vars.get("TRUSTED_PROXIES").unwrap_or_default())
+            .map_err(|m| ConfigError::new("TRUSTED_PROXIES", m))?;
+        let public_origin = match vars.get("PUBLIC_ORIGIN") {
+            None => None,
+            Some(raw) => {
+                let mut parsed =
+                    parse_origins(&raw).map_err(|m| ConfigError::new("PUBLIC_ORIGIN", m))?;
+                if parsed.len() != 1 {
+                    return Err(ConfigError::new(
+                        "PUBLIC_ORIGIN",
+                        "must be exactly one origin",
+                    ));
+                }
+                parsed.pop()
+            }
+        };
+        let retention = RetentionSettings {
+            purge_interval_seconds: vars.int("PURGE_INTERVAL_SECONDS", 3600, 0, MAX_SECONDS)?
+                as u64,
+            session_retention_days: vars.int("SESSION_RETENTION_DAYS", 30, 0, 36_500)?,
+            event_retention_days: vars.int("EVENT_RETENTION_DAYS", 90, 0, 36_500)?,
+            batch_size: vars.int("PURGE_BATCH_SIZE", 1000, 1, 1_000_000)?,
+        };
+
         Ok(Self {
+            fresh_session_seconds,
+            max_sessions_per_user,
+            throttle,
+            trusted_proxies,
+            public_origin,
+            retention,
             database,
             bind_addr,
             workers,
@@ -362,6 +446,20 @@ fn parse_origins(raw: &str) -> Result<Vec<String>, String> {
         }
     }
     Ok(origins)
+}
+
+/// Splits on `,` or `;`; a bare address is a single-host network.
+fn parse_cidrs(raw: &str) -> Result<Vec<ipnet::IpNet>, String> {
+    raw.split([',', ';'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|entry| {
+            entry
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| format!("`{entry}` is not an IP address or CIDR like 10.0.0.0/8"))
+        })
+        .collect()
 }
 
 fn validate_cookie(cookie: &CookieSettings) -> Result<(), ConfigError> {
@@ -549,6 +647,33 @@ mod tests {
         assert_eq!(
             settings(&[("FINGERPRINT", "ip")]).unwrap_err().var,
             "FINGERPRINT"
+        );
+    }
+
+    #[test]
+    fn proxies_and_throttles_are_parsed() {
+        let s = settings(&[
+            ("TRUSTED_PROXIES", "10.0.0.0/8; 127.0.0.1 ,::1"),
+            ("LOGIN_MAX_FAILURES", "0"),
+        ])
+        .unwrap();
+        assert_eq!(s.trusted_proxies.len(), 3);
+        assert_eq!(s.throttle.login_max_failures, 0);
+        assert_eq!(
+            settings(&[("TRUSTED_PROXIES", "10.0.0/8")])
+                .unwrap_err()
+                .var,
+            "TRUSTED_PROXIES"
+        );
+        assert_eq!(
+            settings(&[("LOGIN_WINDOW_SECONDS", "0")]).unwrap_err().var,
+            "LOGIN_WINDOW_SECONDS"
+        );
+        assert_eq!(
+            settings(&[("PUBLIC_ORIGIN", "https://a.test, https://b.test")])
+                .unwrap_err()
+                .var,
+            "PUBLIC_ORIGIN"
         );
     }
 

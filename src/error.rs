@@ -35,6 +35,12 @@ pub enum ApiError {
     NotFound,
     #[error("Method not allowed; this path accepts {allow}.")]
     MethodNotAllowed { allow: &'static str },
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("Session not found.")]
+    SessionNotFound,
+    #[error("{detail}")]
+    TooManyRequests { retry_after: i64, detail: String },
     #[error("Username already taken.")]
     UsernameTaken,
     #[error("Request body is larger than {MAX_BODY_BYTES} bytes.")]
@@ -50,6 +56,11 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// A wrong password given to confirm a sensitive action.
+    pub fn incorrect_password() -> Self {
+        Self::Forbidden("Incorrect password.".into())
+    }
+
     pub fn validation(field: &str, message: impl Into<String>) -> Self {
         Self::Validation {
             field: field.to_owned(),
@@ -74,7 +85,9 @@ impl ResponseError for ApiError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotAuthenticated { .. } | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::SessionNotFound => StatusCode::NOT_FOUND,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::UsernameTaken => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -101,6 +114,9 @@ impl ResponseError for ApiError {
             }
             Self::Unavailable => {
                 response.insert_header((header::RETRY_AFTER, "5"));
+            }
+            Self::TooManyRequests { retry_after, .. } => {
+                response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
             }
             Self::Internal(cause) => tracing::error!(%cause, "request failed"),
             _ => {}

@@ -17,6 +17,7 @@ use actix_web::{web, App, HttpServer};
 
 use crate::auth::session::resend_renewed_cookie;
 use crate::config::{ConfigError, Settings};
+use crate::csrf::refuse_cross_site;
 use crate::db::migrations;
 use crate::db::pool::{build_pool, StartupDbError};
 use crate::error::json_error_handler;
@@ -75,6 +76,7 @@ impl Application {
             })?;
         let addr = listener.local_addr()?;
 
+        crate::purge::spawn_background(pool.clone(), settings.clone());
         let state = web::Data::new(AppState::new(pool, &settings));
         let origins = settings.allowed_origins.clone();
         let server = HttpServer::new(move || {
@@ -83,6 +85,7 @@ impl Application {
                 .configure(routes::configure)
                 .default_service(web::to(routes::not_found))
                 .wrap(from_fn(resend_renewed_cookie))
+                .wrap(from_fn(refuse_cross_site))
                 .wrap(cors(&origins))
                 .wrap(ErrorHandlers::new().default_handler(json_error_handler))
                 .wrap(DefaultHeaders::new().add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")))

@@ -7,10 +7,12 @@ use diesel::QueryResult;
 use crate::auth::cookie::SessionCookies;
 use crate::auth::password::PasswordHasher;
 use crate::config::{FingerprintMode, SessionSettings, Settings};
+use crate::db::events::{self, NewEvent};
 use crate::db::{DbConnection, DbError, DbPool};
 
 pub struct AppState {
     pool: DbPool,
+    pub settings: Settings,
     pub hasher: PasswordHasher,
     pub cookies: SessionCookies,
     pub sessions: SessionSettings,
@@ -21,10 +23,28 @@ impl AppState {
     pub fn new(pool: DbPool, settings: &Settings) -> Self {
         Self {
             pool,
+            settings: settings.clone(),
             hasher: PasswordHasher::new(settings.argon2_max_concurrency),
             cookies: SessionCookies::new(settings.cookie.clone()),
             sessions: settings.session,
             fingerprint: settings.fingerprint,
+        }
+    }
+
+    pub fn pool(&self) -> &DbPool {
+        &self.pool
+    }
+
+    /// Writes audit events; a failure is logged and never fails the request that caused them.
+    pub async fn record(&self, events: Vec<NewEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        if let Err(error) = self
+            .db(move |conn| events::insert_many(conn, &events))
+            .await
+        {
+            tracing::warn!(%error, "could not write audit events");
         }
     }
 

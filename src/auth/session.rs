@@ -18,7 +18,10 @@ use actix_web::middleware::Next;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use chrono::{Duration, NaiveDateTime};
 
+use crate::audit::event;
+use crate::auth::client::ClientInfo;
 use crate::config::{FingerprintMode, SessionSettings};
+use crate::db::events::EventKind;
 use crate::db::sessions::{self, SessionRow};
 use crate::db::users::UserRow;
 use crate::domain::{client_fingerprint, SessionToken};
@@ -38,8 +41,10 @@ pub struct CurrentSession {
 /// What verification decided about a stored session.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Verdict {
-    /// Not usable: wrong status or fingerprint.
+    /// Not usable: no longer active.
     Refuse,
+    /// Active, but presented by a different client than the one that logged in.
+    Mismatch,
     /// Active but past its expiry: mark it `expired` and refuse.
     Expire,
     /// Usable; write `last_seen_at` when `touch`, and the new expiry when `renew_until` is set.
@@ -57,8 +62,11 @@ pub fn judge(
     lifetimes: SessionSettings,
     now: NaiveDateTime,
 ) -> Verdict {
-    if !row.is_active() || (mode != FingerprintMode::Off && row.client_fingerprint != fingerprint) {
+    if !row.is_active() {
         return Verdict::Refuse;
+    }
+    if mode != FingerprintMode::Off && row.client_fingerprint != fingerprint {
+        return Verdict::Mismatch;
     }
     if row.expires_at <= now {
         return Verdict::Expire;
@@ -118,6 +126,7 @@ async fn verify(req: &HttpRequest) -> Result<CurrentSession, ApiError> {
     let token_hash = token.hash();
     let fingerprint = client_fingerprint(state.fingerprint, req.headers());
     let (mode, lifetimes) = (state.fingerprint, state.sessions);
+    let client = ClientInfo::of(req, &state.settings.trusted_proxies);
 
     let outcome = state
         .db(move |conn| {
@@ -126,10 +135,13 @@ async fn verify(req: &HttpRequest) -> Result<CurrentSession, ApiError> {
             };
             let now = crate::db::now();
             let verdict = judge(&session, &fingerprint, mode, lifetimes, now);
+            let audit = |kind| event(kind, Some(session.user_id), Some(&session.id), &client);
             match &verdict {
                 Verdict::Expire => {
                     sessions::mark_expired(conn, &session.id)?;
+                    record_quietly(conn, audit(EventKind::SessionExpired));
                 }
+                Verdict::Mismatch => record_quietly(conn, audit(EventKind::FingerprintMismatch)),
                 Verdict::Accept {
                     touch: true,
                     renew_until,
@@ -152,6 +164,13 @@ async fn verify(req: &HttpRequest) -> Result<CurrentSession, ApiError> {
             Ok(CurrentSession { user, session })
         }
         _ => Err(refused()),
+    }
+}
+
+/// Audit events never fail verification.
+fn record_quietly(conn: &mut crate::db::DbConnection, event: crate::db::events::NewEvent) {
+    if let Err(error) = crate::db::events::insert_many(conn, &[event]) {
+        tracing::warn!(%error, "could not write audit event");
     }
 }
 
@@ -195,6 +214,8 @@ mod tests {
             user_id: 1,
             status: status.into(),
             client_fingerprint: "fp".into(),
+            user_agent: None,
+            ip: None,
             created_at: at(created),
             expires_at: at(expires),
             last_seen_at: at(last_seen),
@@ -217,7 +238,7 @@ mod tests {
         );
         assert_eq!(
             judge_at(&row("active", 0, 100, 0), "other", 10),
-            Verdict::Refuse
+            Verdict::Mismatch
         );
         let off = judge(
             &row("active", 0, 100, 0),

@@ -2,6 +2,8 @@
 //! the queries. Nothing here knows about HTTP; functions return diesel results.
 
 pub mod connection;
+pub mod events;
+pub mod login_failures;
 pub mod migrations;
 pub mod pool;
 pub mod schema;

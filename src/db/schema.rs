@@ -22,8 +22,37 @@ diesel::table! {
         created_at -> Timestamp,
         expires_at -> Timestamp,
         last_seen_at -> Timestamp,
+        user_agent -> Nullable<Text>,
+        ip -> Nullable<Text>,
+        revoked_reason -> Nullable<Text>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    /// Failed logins, counted per (username, client IP) and per IP for throttling; a success
+    /// sets `cleared` on its pair's rows.
+    login_failures (id) {
+        id -> BigInt,
+        username_key -> Text,
+        ip -> Text,
+        created_at -> Timestamp,
+        cleared -> Integer,
+    }
+}
+
+diesel::table! {
+    /// The audit trail.
+    auth_events (id) {
+        id -> BigInt,
+        user_id -> Nullable<BigInt>,
+        session_id -> Nullable<Text>,
+        kind -> Text,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        created_at -> Timestamp,
     }
 }
 
 diesel::joinable!(sessions -> users (user_id));
-diesel::allow_tables_to_appear_in_same_query!(users, sessions);
+diesel::allow_tables_to_appear_in_same_query!(users, sessions, login_failures, auth_events);

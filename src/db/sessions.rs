@@ -37,6 +37,8 @@ pub struct SessionRow {
     pub created_at: NaiveDateTime,
     pub expires_at: NaiveDateTime,
     pub last_seen_at: NaiveDateTime,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
 }
 
 impl SessionRow {
@@ -57,6 +59,38 @@ pub struct NewSession<'a> {
     pub created_at: NaiveDateTime,
     pub expires_at: NaiveDateTime,
     pub last_seen_at: NaiveDateTime,
+    pub user_agent: Option<&'a str>,
+    pub ip: Option<&'a str>,
+}
+
+/// Why a session was ended, stored in `revoked_reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokeReason {
+    Logout,
+    LogoutAll,
+    RevokedByUser,
+    PasswordChange,
+    SessionLimit,
+}
+
+impl RevokeReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Logout => "logout",
+            Self::LogoutAll => "logout_all",
+            Self::RevokedByUser => "revoked_by_user",
+            Self::PasswordChange => "password_change",
+            Self::SessionLimit => "session_limit",
+        }
+    }
+}
+
+/// What creating a session ended besides: the session the request's cookie named, and the
+/// least recently used ones beyond the per-user limit.
+#[derive(Debug, Default)]
+pub struct Created {
+    pub replaced: Option<String>,
+    pub over_limit: Vec<String>,
 }
 
 /// The session with this token hash and its user, in one indexed query.
@@ -72,33 +106,141 @@ pub fn find_with_user(
         .optional()
 }
 
-/// Inserts `new`, and in the same transaction ends the active session whose token hash is
-/// `replaces` (the cookie the login request carried), if any.
+/// Inserts `new`; in the same transaction ends the active session whose token hash is `replaces`
+/// (the cookie the login request carried) and, when `max_active` is non-zero, the user's least
+/// recently used sessions beyond that many.
 pub fn create_replacing(
     conn: &mut DbConnection,
     new: &NewSession<'_>,
     replaces: Option<&str>,
-) -> QueryResult<()> {
+    max_active: i64,
+) -> QueryResult<Created> {
     conn.transaction(|conn| {
+        let mut created = Created::default();
         if let Some(old_hash) = replaces {
-            end_by_token_hash(conn, old_hash)?;
+            created.replaced =
+                end_by_token_hash(conn, old_hash, RevokeReason::Logout, new.created_at)?
+                    .map(|(id, _)| id);
         }
         diesel::insert_into(sessions::table)
             .values(new)
             .execute(conn)?;
-        Ok(())
+        if max_active > 0 {
+            let surplus: Vec<String> = active_for_user(new.user_id)
+                .order((sessions::last_seen_at.desc(), sessions::created_at.desc()))
+                .select(sessions::id)
+                .offset(max_active)
+                .limit(i64::MAX)
+                .load(conn)?;
+            revoke_ids(conn, &surplus, RevokeReason::SessionLimit, new.created_at)?;
+            created.over_limit = surplus;
+        }
+        Ok(created)
     })
 }
 
-/// Marks the active session with this token hash inactive; returns how many rows changed (0 or 1).
-pub fn end_by_token_hash(conn: &mut DbConnection, token_hash: &str) -> QueryResult<usize> {
+fn active_for_user(
+    user_id: i64,
+) -> sessions::BoxedQuery<'static, crate::db::connection::MultiBackend> {
+    sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::status.eq(SessionStatus::Active.as_str()))
+        .into_boxed()
+}
+
+/// Ends the listed sessions that are still active; returns how many changed.
+fn revoke_ids(
+    conn: &mut DbConnection,
+    ids: &[String],
+    reason: RevokeReason,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
     diesel::update(
         sessions::table
-            .filter(sessions::token_hash.eq(token_hash))
+            .filter(sessions::id.eq_any(ids))
             .filter(sessions::status.eq(SessionStatus::Active.as_str())),
     )
-    .set(sessions::status.eq(SessionStatus::Inactive.as_str()))
+    .set((
+        sessions::status.eq(SessionStatus::Inactive.as_str()),
+        sessions::revoked_reason.eq(reason.as_str()),
+        sessions::revoked_at.eq(now),
+    ))
     .execute(conn)
+}
+
+/// Ends the active session with this token hash; returns its id and user id if there was one.
+pub fn end_by_token_hash(
+    conn: &mut DbConnection,
+    token_hash: &str,
+    reason: RevokeReason,
+    now: NaiveDateTime,
+) -> QueryResult<Option<(String, i64)>> {
+    let found: Option<(String, i64)> = sessions::table
+        .filter(sessions::token_hash.eq(token_hash))
+        .filter(sessions::status.eq(SessionStatus::Active.as_str()))
+        .select((sessions::id, sessions::user_id))
+        .first(conn)
+        .optional()?;
+    match found {
+        Some((id, user_id)) if revoke_ids(conn, std::slice::from_ref(&id), reason, now)? == 1 => {
+            Ok(Some((id, user_id)))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Ends one active session of this user; `false` when there is no such active session of theirs.
+pub fn revoke_for_user(
+    conn: &mut DbConnection,
+    user_id: i64,
+    id: &str,
+    reason: RevokeReason,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    let owned: Option<String> = active_for_user(user_id)
+        .filter(sessions::id.eq(id.to_owned()))
+        .select(sessions::id)
+        .first(conn)
+        .optional()?;
+    match owned {
+        Some(id) => Ok(revoke_ids(conn, &[id], reason, now)? == 1),
+        None => Ok(false),
+    }
+}
+
+/// Ends every active session of the user except `keep`; returns the ids it ended.
+pub fn revoke_all_for_user(
+    conn: &mut DbConnection,
+    user_id: i64,
+    keep: Option<&str>,
+    reason: RevokeReason,
+    now: NaiveDateTime,
+) -> QueryResult<Vec<String>> {
+    conn.transaction(|conn| {
+        let mut query = active_for_user(user_id).select(sessions::id);
+        if let Some(keep) = keep {
+            query = query.filter(sessions::id.ne(keep.to_owned()));
+        }
+        let ids: Vec<String> = query.load(conn)?;
+        revoke_ids(conn, &ids, reason, now)?;
+        Ok(ids)
+    })
+}
+
+/// The user's usable sessions (active and not past expiry), newest first.
+pub fn list_active_for_user(
+    conn: &mut DbConnection,
+    user_id: i64,
+    now: NaiveDateTime,
+) -> QueryResult<Vec<SessionRow>> {
+    active_for_user(user_id)
+        .filter(sessions::expires_at.gt(now))
+        .order((sessions::created_at.desc(), sessions::id.desc()))
+        .select(SessionRow::as_select())
+        .load(conn)
 }
 
 /// Marks an active session expired (it was found past its `expires_at`).
@@ -133,4 +275,56 @@ pub fn touch(
             .set(sessions::last_seen_at.eq(last_seen_at))
             .execute(conn),
     }
+}
+
+/// Marks up to `batch` active sessions past their expiry `expired`.
+pub fn expire_overdue(
+    conn: &mut DbConnection,
+    now: NaiveDateTime,
+    batch: i64,
+) -> QueryResult<usize> {
+    let ids: Vec<String> = sessions::table
+        .filter(sessions::status.eq(SessionStatus::Active.as_str()))
+        .filter(sessions::expires_at.le(now))
+        .select(sessions::id)
+        .limit(batch)
+        .load(conn)?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    diesel::update(
+        sessions::table
+            .filter(sessions::id.eq_any(ids))
+            .filter(sessions::status.eq(SessionStatus::Active.as_str()))
+            .filter(sessions::expires_at.le(now)),
+    )
+    .set(sessions::status.eq(SessionStatus::Expired.as_str()))
+    .execute(conn)
+}
+
+/// Deletes up to `batch` sessions that ended before `cutoff`: inactive ones by when they were
+/// revoked (or last used, for rows from before `revoked_at` existed), expired ones by their expiry.
+pub fn delete_ended_before(
+    conn: &mut DbConnection,
+    cutoff: NaiveDateTime,
+    batch: i64,
+) -> QueryResult<usize> {
+    let inactive = sessions::status.eq(SessionStatus::Inactive.as_str()).and(
+        sessions::revoked_at.lt(cutoff).or(sessions::revoked_at
+            .is_null()
+            .and(sessions::last_seen_at.lt(cutoff))),
+    );
+    let expired = sessions::status
+        .eq(SessionStatus::Expired.as_str())
+        .and(sessions::expires_at.lt(cutoff));
+    let ids: Vec<String> = sessions::table
+        .filter(inactive.or(expired))
+        .select(sessions::id)
+        .limit(batch)
+        .load(conn)?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    // Rows revived meanwhile cannot be: only ended rows are listed, and ended rows never return.
+    diesel::delete(sessions::table.filter(sessions::id.eq_any(ids))).execute(conn)
 }

@@ -68,3 +68,45 @@ pub fn insert(conn: &mut DbConnection, user: &NewUser<'_>) -> QueryResult<UserRo
         ))
         .get_result(conn)
 }
+
+/// Replaces the user's password hash and, in the same transaction, ends every session of theirs
+/// (reason `password_change`); returns the ids of the ended sessions.
+pub fn change_password(
+    conn: &mut DbConnection,
+    id: i64,
+    password_hash: &str,
+    now: NaiveDateTime,
+) -> QueryResult<Vec<String>> {
+    conn.transaction(|conn| {
+        diesel::update(users::table.filter(users::id.eq(id)))
+            .set(users::password_hash.eq(password_hash))
+            .execute(conn)?;
+        super::sessions::revoke_all_for_user(
+            conn,
+            id,
+            None,
+            super::sessions::RevokeReason::PasswordChange,
+            now,
+        )
+    })
+}
+
+/// Deletes the user; their sessions go with them (ON DELETE CASCADE).
+pub fn delete(conn: &mut DbConnection, id: i64) -> QueryResult<usize> {
+    conn.transaction(|conn| {
+        diesel::delete(
+            super::schema::sessions::table.filter(super::schema::sessions::user_id.eq(id)),
+        )
+        .execute(conn)?;
+        diesel::delete(users::table.filter(users::id.eq(id))).execute(conn)
+    })
+}
+
+/// The user's current password hash, if the user still exists.
+pub fn password_hash_of(conn: &mut DbConnection, id: i64) -> QueryResult<Option<String>> {
+    users::table
+        .filter(users::id.eq(id))
+        .select(users::password_hash)
+        .first(conn)
+        .optional()
+}

@@ -1,5 +1,6 @@
 //! Registration, login and logout.
 
+use actix_web::cookie::Cookie;
 use actix_web::{web, HttpRequest, HttpResponse};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde::Deserialize;
@@ -8,13 +9,18 @@ use uuid::Uuid;
 
 use super::body::{require, JsonBody};
 use super::views::UserView;
+use crate::audit::event;
+use crate::auth::client::ClientInfo;
 use crate::auth::session::{expiry_for, seconds_until};
-use crate::db::sessions::{self, NewSession, SessionStatus};
-use crate::db::users::{self, NewUser};
+use crate::auth::CurrentSession;
+use crate::db::events::{EventKind, NewEvent};
+use crate::db::sessions::{self, NewSession, RevokeReason, SessionStatus};
+use crate::db::users::{self, NewUser, UserRow};
 use crate::db::{self, DbError};
 use crate::domain::{client_fingerprint, username, Password, SessionToken, Username};
 use crate::error::{no_store, ApiError};
 use crate::state::AppState;
+use crate::throttle;
 
 /// `{"username", "password"}`; fields are optional here so that a missing one is a 422 naming it.
 #[derive(Deserialize)]
@@ -26,12 +32,14 @@ pub struct Credentials {
 /// `POST /register` (and `POST /users`): creates a user; no session.
 pub async fn register(
     state: web::Data<AppState>,
+    client: ClientInfo,
     JsonBody(body): JsonBody<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
     let username = Username::parse(&require("username", body.username)?)
         .map_err(|m| ApiError::validation("username", m))?;
     let password = Password::parse(require("password", body.password)?)
         .map_err(|m| ApiError::validation("password", m))?;
+    throttle::check_register(&state, &client).await?;
 
     let key = username.key();
     let lookup_key = key.clone();
@@ -63,6 +71,14 @@ pub async fn register(
             other => other.into(),
         })?;
     tracing::info!(user_id = user.id, "user registered");
+    state
+        .record(vec![event(
+            EventKind::Register,
+            Some(user.id),
+            None,
+            &client,
+        )])
+        .await;
     Ok(HttpResponse::Created()
         .insert_header(no_store())
         .json(UserView::from(&user)))
@@ -73,43 +89,77 @@ pub async fn register(
 pub async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
+    client: ClientInfo,
     JsonBody(body): JsonBody<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
     let name = require("username", body.username)?;
     let password = Password::offered(require("password", body.password)?);
-
     let key = username::key_of(&name);
-    let user = state.db(move |conn| users::find_by_key(conn, &key)).await?;
+    throttle::check_login(&state, &key, &client).await?;
+
+    let lookup_key = key.clone();
+    let user = state
+        .db(move |conn| users::find_by_key(conn, &lookup_key))
+        .await?;
     let verified = state
         .hasher
         .verify(user.as_ref().map(|u| u.password_hash.clone()), password)
         .await?;
     let user = match user {
         Some(user) if verified => user,
-        _ => {
-            tracing::info!("login failed");
+        user => {
+            tracing::info!(ip = %client.ip, "login failed");
+            throttle::record_failure(&state, &key, &client).await?;
+            let user_id = user.map(|u| u.id);
+            state
+                .record(vec![event(EventKind::LoginFailed, user_id, None, &client)])
+                .await;
             return Err(ApiError::InvalidCredentials);
         }
     };
+    throttle::clear(&state, &key, &client).await?;
 
-    let token = SessionToken::generate();
-    let token_hash = token.hash();
     let replaces = state
         .cookies
         .read(&req)
         .and_then(|raw| SessionToken::parse(&raw))
         .map(|old| old.hash());
+    let cookie = start_session(&req, &state, &client, &user, replaces, EventKind::Login).await?;
+    tracing::info!(user_id = user.id, "login succeeded");
+    Ok(HttpResponse::Ok()
+        .insert_header(no_store())
+        .cookie(cookie)
+        .json(UserView::from(&user)))
+}
+
+/// Creates a session for `user` (ending the one whose token hash is `replaces`, and any beyond
+/// the per-user limit), records the events, and returns the cookie that carries it.
+pub(super) async fn start_session(
+    req: &HttpRequest,
+    state: &AppState,
+    client: &ClientInfo,
+    user: &UserRow,
+    replaces: Option<String>,
+    kind: EventKind,
+) -> Result<Cookie<'static>, ApiError> {
+    let token = SessionToken::generate();
+    let token_hash = token.hash();
     let fingerprint = client_fingerprint(state.fingerprint, req.headers());
     let now = db::now();
     let expires_at = expiry_for(now, now, state.sessions);
     let session_id = Uuid::new_v4().to_string();
-    let user_id = user.id;
-    state
+    let (user_id, max_active) = (user.id, state.settings.max_sessions_per_user);
+    let (id, agent, ip) = (
+        session_id.clone(),
+        client.user_agent.clone(),
+        client.ip.clone(),
+    );
+    let created = state
         .db(move |conn| {
             sessions::create_replacing(
                 conn,
                 &NewSession {
-                    id: &session_id,
+                    id: &id,
                     user_id,
                     token_hash: &token_hash,
                     status: SessionStatus::Active.as_str(),
@@ -117,16 +167,29 @@ pub async fn login(
                     created_at: now,
                     expires_at,
                     last_seen_at: now,
+                    user_agent: agent.as_deref(),
+                    ip: Some(&ip),
                 },
                 replaces.as_deref(),
+                max_active,
             )
         })
         .await?;
-    tracing::info!(user_id, "login succeeded");
-    Ok(HttpResponse::Ok()
-        .insert_header(no_store())
-        .cookie(state.cookies.issue(&token, seconds_until(expires_at, now)))
-        .json(UserView::from(&user)))
+    let mut events = vec![event(kind, Some(user_id), Some(&session_id), client)];
+    events.extend(
+        created
+            .replaced
+            .iter()
+            .map(|id| event(EventKind::Logout, Some(user_id), Some(id), client)),
+    );
+    events.extend(
+        created
+            .over_limit
+            .iter()
+            .map(|id| event(EventKind::SessionRevoked, Some(user_id), Some(id), client)),
+    );
+    state.record(events).await;
+    Ok(state.cookies.issue(&token, seconds_until(expires_at, now)))
 }
 
 /// `POST /logout`: ends the session the cookie names and clears the cookie. Idempotent: a cookie
@@ -134,18 +197,61 @@ pub async fn login(
 pub async fn logout(
     req: HttpRequest,
     state: web::Data<AppState>,
+    client: ClientInfo,
 ) -> Result<HttpResponse, ApiError> {
     let Some(raw) = state.cookies.read(&req) else {
         return Err(ApiError::NotAuthenticated { clear_cookie: None });
     };
     if let Some(token) = SessionToken::parse(&raw) {
         let token_hash = token.hash();
-        state
-            .db(move |conn| sessions::end_by_token_hash(conn, &token_hash))
+        let ended = state
+            .db(move |conn| {
+                sessions::end_by_token_hash(conn, &token_hash, RevokeReason::Logout, db::now())
+            })
             .await?;
+        if let Some((session_id, user_id)) = ended {
+            state
+                .record(vec![event(
+                    EventKind::Logout,
+                    Some(user_id),
+                    Some(&session_id),
+                    &client,
+                )])
+                .await;
+        }
     }
     Ok(HttpResponse::Ok()
         .insert_header(no_store())
         .cookie(state.cookies.clear())
         .json(json!({"message": "Successfully logged out."})))
+}
+
+/// `POST /logout/all`: ends every session of the user, this one included.
+pub async fn logout_all(
+    current: CurrentSession,
+    state: web::Data<AppState>,
+    client: ClientInfo,
+) -> Result<HttpResponse, ApiError> {
+    let user_id = current.user.id;
+    let ended = state
+        .db(move |conn| {
+            sessions::revoke_all_for_user(conn, user_id, None, RevokeReason::LogoutAll, db::now())
+        })
+        .await?;
+    let events: Vec<NewEvent> = ended
+        .iter()
+        .map(|id| {
+            let kind = if *id == current.session.id {
+                EventKind::Logout
+            } else {
+                EventKind::SessionRevoked
+            };
+            event(kind, Some(user_id), Some(id), &client)
+        })
+        .collect();
+    state.record(events).await;
+    Ok(HttpResponse::Ok()
+        .insert_header(no_store())
+        .cookie(state.cookies.clear())
+        .json(json!({"revoked": ended.len()})))
 }

@@ -8,7 +8,7 @@ use std::pin::Pin;
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::web::BytesMut;
-use actix_web::{FromRequest, HttpMessage, HttpRequest};
+use actix_web::{FromRequest, HttpRequest};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
@@ -43,13 +43,11 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
 }
 
 fn check_headers(req: &HttpRequest) -> Result<(), ApiError> {
-    let is_json = match req.mime_type() {
-        Ok(Some(mime)) => {
-            mime.type_() == "application"
-                && (mime.subtype() == "json" || mime.suffix().is_some_and(|s| s == "json"))
-        }
-        _ => false,
-    };
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(is_json_content_type);
     if !is_json {
         return Err(ApiError::UnsupportedMediaType);
     }
@@ -120,4 +118,47 @@ mod tests {
             other => panic!("{other:?}"),
         }
     }
+}
+
+/// A JSON body that may be absent: a request with no body gives `None`, one with a body must
+/// be valid JSON like [`JsonBody`].
+#[derive(Debug)]
+pub struct OptionalJsonBody<T>(pub Option<T>);
+
+impl<T: DeserializeOwned + 'static> FromRequest for OptionalJsonBody<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        if !has_body(req.head()) {
+            return Box::pin(async { Ok(Self(None)) });
+        }
+        let body = JsonBody::<T>::from_request(req, payload);
+        Box::pin(async move { body.await.map(|JsonBody(value)| Self(Some(value))) })
+    }
+}
+
+/// Whether the request announces a body (a non-zero `Content-Length`, or chunked transfer).
+pub fn has_body(req: &actix_web::dev::RequestHead) -> bool {
+    let headers = &req.headers;
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        return true;
+    }
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|len| len > 0)
+}
+
+/// Whether a `Content-Type` value is JSON (`application/json` or `application/*+json`).
+pub fn is_json_content_type(value: &str) -> bool {
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }

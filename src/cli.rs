@@ -1,0 +1,91 @@
+//! The command line: `tessera` (= `tessera serve`), `tessera migrate`, `tessera purge`.
+//! Configuration always comes from the environment and `.env`; see `.env.example`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Settings;
+use crate::db::connection::ConnectionManager;
+use crate::db::migrations;
+use crate::db::pool::StartupDbError;
+use crate::startup::{Application, StartupError};
+
+/// A JSON REST auth API with database-backed login sessions.
+///
+/// Exit codes: 0 success, 1 server or I/O error, 2 invalid configuration, 3 database unreachable
+/// or migration failed.
+#[derive(Debug, Parser)]
+#[command(name = "tessera", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Apply migrations, then serve HTTP on BIND_ADDR until SIGINT/SIGTERM (the default).
+    Serve,
+    /// Apply pending migrations and exit.
+    Migrate,
+    /// Expire overdue sessions and delete ended sessions and old events, then exit.
+    Purge,
+}
+
+pub async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(err) => return fail(&StartupError::Config(err)),
+    };
+    if let Err(err) = crate::telemetry::init(&settings.log_filter) {
+        return fail(&err);
+    }
+    let outcome = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings).await,
+        Command::Migrate => migrate(&settings),
+        Command::Purge => match crate::purge::run(&settings) {
+            Ok(report) => {
+                println!("{report}");
+                Ok(())
+            }
+            Err(crate::purge::PurgeError::Connect { target, source }) => {
+                Err(StartupError::Database { target, source })
+            }
+            Err(err) => Err(StartupError::Io(std::io::Error::other(err.to_string()))),
+        },
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => fail(&err),
+    }
+}
+
+async fn serve(settings: Settings) -> Result<(), StartupError> {
+    Application::build(settings)
+        .await?
+        .run_until_stopped()
+        .await?;
+    Ok(())
+}
+
+fn migrate(settings: &Settings) -> Result<(), StartupError> {
+    let database = |source| StartupError::Database {
+        target: settings.database.redacted(),
+        source,
+    };
+    let mut conn = ConnectionManager::new(settings.database.clone(), settings.db_connect_timeout)
+        .establish()
+        .map_err(|e| database(StartupDbError::Connect(e)))?;
+    migrations::run_pending(&mut conn).map_err(database)?;
+    println!("migrations applied to {}", settings.database.redacted());
+    Ok(())
+}
+
+/// One line on stderr, whatever the driver's message looked like.
+fn fail(err: &StartupError) -> ExitCode {
+    let message = err.to_string();
+    let one_line: Vec<&str> = message.split_whitespace().collect();
+    eprintln!("tessera: {}", one_line.join(" "));
+    ExitCode::from(err.exit_code())
+}

@@ -1,0 +1,122 @@
+//! The audit trail: `auth_events`.
+
+use chrono::NaiveDateTime;
+use diesel::dsl::count_star;
+use diesel::prelude::*;
+
+use super::schema::auth_events;
+use super::DbConnection;
+
+/// What happened; stored as text in `auth_events.kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    Register,
+    Login,
+    LoginFailed,
+    LoginThrottled,
+    Logout,
+    SessionRevoked,
+    PasswordChanged,
+    FingerprintMismatch,
+    SessionExpired,
+    AccountDeleted,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Register => "register",
+            Self::Login => "login",
+            Self::LoginFailed => "login_failed",
+            Self::LoginThrottled => "login_throttled",
+            Self::Logout => "logout",
+            Self::SessionRevoked => "session_revoked",
+            Self::PasswordChanged => "password_changed",
+            Self::FingerprintMismatch => "fingerprint_mismatch",
+            Self::SessionExpired => "session_expired",
+            Self::AccountDeleted => "account_deleted",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = auth_events)]
+pub struct NewEvent {
+    pub user_id: Option<i64>,
+    pub session_id: Option<String>,
+    pub kind: &'static str,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = auth_events)]
+pub struct EventRow {
+    pub id: i64,
+    pub user_id: Option<i64>,
+    pub session_id: Option<String>,
+    pub kind: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+pub fn insert_many(conn: &mut DbConnection, events: &[NewEvent]) -> QueryResult<usize> {
+    // Multi-row inserts are not supported through MultiConnection; a transaction keeps it one commit.
+    conn.transaction(|conn| {
+        for event in events {
+            diesel::insert_into(auth_events::table)
+                .values(event)
+                .execute(conn)?;
+        }
+        Ok(events.len())
+    })
+}
+
+/// The user's events, newest first.
+pub fn list_for_user(
+    conn: &mut DbConnection,
+    user_id: i64,
+    limit: i64,
+) -> QueryResult<Vec<EventRow>> {
+    auth_events::table
+        .filter(auth_events::user_id.eq(user_id))
+        .order((auth_events::created_at.desc(), auth_events::id.desc()))
+        .limit(limit)
+        .select(EventRow::as_select())
+        .load(conn)
+}
+
+/// How many events of `kind` came from `ip` since `since`, and the oldest of them.
+pub fn count_from_ip(
+    conn: &mut DbConnection,
+    kind: EventKind,
+    ip: &str,
+    since: NaiveDateTime,
+) -> QueryResult<(i64, Option<NaiveDateTime>)> {
+    auth_events::table
+        .filter(auth_events::kind.eq(kind.as_str()))
+        .filter(auth_events::ip.eq(ip))
+        .filter(auth_events::created_at.gt(since))
+        .select((count_star(), diesel::dsl::min(auth_events::created_at)))
+        .first(conn)
+}
+
+/// Deletes up to `batch` events older than `cutoff`.
+pub fn delete_older_than(
+    conn: &mut DbConnection,
+    cutoff: NaiveDateTime,
+    batch: i64,
+) -> QueryResult<usize> {
+    // Ids first, then the delete: a bounded batch whatever the table holds.
+    let ids: Vec<i64> = auth_events::table
+        .filter(auth_events::created_at.lt(cutoff))
+        .select(auth_events::id)
+        .limit(batch)
+        .load(conn)?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    diesel::delete(auth_events::table.filter(auth_events::id.eq_any(ids))).execute(conn)
+}

@@ -1,0 +1,110 @@
+//! Failed logins, the shared memory of the throttle: every instance on one database sees the
+//! same counts.
+
+use chrono::NaiveDateTime;
+use diesel::dsl::{count_star, max, min};
+use diesel::prelude::*;
+
+use super::schema::login_failures;
+use super::DbConnection;
+
+/// Failures in a window: how many, and the oldest and newest of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FailureCount {
+    pub count: i64,
+    pub oldest: Option<NaiveDateTime>,
+    pub newest: Option<NaiveDateTime>,
+}
+
+pub fn record(
+    conn: &mut DbConnection,
+    username_key: &str,
+    ip: &str,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::insert_into(login_failures::table)
+        .values((
+            login_failures::username_key.eq(username_key),
+            login_failures::ip.eq(ip),
+            login_failures::created_at.eq(now),
+            login_failures::cleared.eq(0),
+        ))
+        .execute(conn)
+}
+
+/// Uncleared failures for this username from this IP since `since`.
+pub fn count_for_pair(
+    conn: &mut DbConnection,
+    username_key: &str,
+    ip: &str,
+    since: NaiveDateTime,
+) -> QueryResult<FailureCount> {
+    let (count, oldest, newest) = login_failures::table
+        .filter(login_failures::username_key.eq(username_key))
+        .filter(login_failures::ip.eq(ip))
+        .filter(login_failures::cleared.eq(0))
+        .filter(login_failures::created_at.gt(since))
+        .select((
+            count_star(),
+            min(login_failures::created_at),
+            max(login_failures::created_at),
+        ))
+        .first::<(i64, Option<NaiveDateTime>, Option<NaiveDateTime>)>(conn)?;
+    Ok(FailureCount {
+        count,
+        oldest,
+        newest,
+    })
+}
+
+/// All failures from this IP since `since`, whatever the username, cleared or not.
+pub fn count_for_ip(
+    conn: &mut DbConnection,
+    ip: &str,
+    since: NaiveDateTime,
+) -> QueryResult<FailureCount> {
+    let (count, oldest, newest) = login_failures::table
+        .filter(login_failures::ip.eq(ip))
+        .filter(login_failures::created_at.gt(since))
+        .select((
+            count_star(),
+            min(login_failures::created_at),
+            max(login_failures::created_at),
+        ))
+        .first::<(i64, Option<NaiveDateTime>, Option<NaiveDateTime>)>(conn)?;
+    Ok(FailureCount {
+        count,
+        oldest,
+        newest,
+    })
+}
+
+/// A successful login forgives the pair's failures.
+pub fn clear_pair(conn: &mut DbConnection, username_key: &str, ip: &str) -> QueryResult<usize> {
+    diesel::update(
+        login_failures::table
+            .filter(login_failures::username_key.eq(username_key))
+            .filter(login_failures::ip.eq(ip))
+            .filter(login_failures::cleared.eq(0)),
+    )
+    .set(login_failures::cleared.eq(1))
+    .execute(conn)
+}
+
+/// Deletes up to `batch` failures older than `cutoff`.
+pub fn delete_older_than(
+    conn: &mut DbConnection,
+    cutoff: NaiveDateTime,
+    batch: i64,
+) -> QueryResult<usize> {
+    // Ids first, then the delete: a bounded batch whatever the table holds.
+    let ids: Vec<i64> = login_failures::table
+        .filter(login_failures::created_at.lt(cutoff))
+        .select(login_failures::id)
+        .limit(batch)
+        .load(conn)?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    diesel::delete(login_failures::table.filter(login_failures::id.eq_any(ids))).execute(conn)
+}

@@ -1,0 +1,118 @@
+//! Retention: marks overdue sessions expired, then deletes ended sessions, old events and old
+//! login failures, in bounded batches (each statement touches at most `PURGE_BATCH_SIZE` rows and
+//! commits on its own, so no lock is held long enough to stall logins). Two purgers at once only
+//! share the work: a row already gone is simply not deleted twice.
+
+use std::time::Duration as StdDuration;
+
+use chrono::Duration;
+use diesel::QueryResult;
+
+use crate::config::Settings;
+use crate::db::connection::ConnectionManager;
+use crate::db::pool::StartupDbError;
+use crate::db::{self, events, login_failures, migrations, sessions, DbConnection, DbPool};
+
+/// What one purge did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PurgeReport {
+    pub expired: usize,
+    pub sessions_deleted: usize,
+    pub events_deleted: usize,
+    pub failures_deleted: usize,
+}
+
+impl std::fmt::Display for PurgeReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "purged: {} sessions expired, {} sessions deleted, {} events deleted, {} login failures deleted",
+            self.expired, self.sessions_deleted, self.events_deleted, self.failures_deleted
+        )
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PurgeError {
+    #[error("database error: DATABASE_URL ({target}): {source}")]
+    Connect {
+        target: String,
+        source: StartupDbError,
+    },
+    #[error("purge failed: {0}")]
+    Query(#[from] diesel::result::Error),
+}
+
+/// One purge on a connection of its own (the `tessera purge` command); applies pending
+/// migrations first so it works on a database no server has opened yet.
+pub fn run(settings: &Settings) -> Result<PurgeReport, PurgeError> {
+    let connect_error = |source| PurgeError::Connect {
+        target: settings.database.redacted(),
+        source,
+    };
+    let manager = ConnectionManager::new(settings.database.clone(), settings.db_connect_timeout);
+    let mut conn = manager
+        .establish()
+        .map_err(|e| connect_error(StartupDbError::Connect(e)))?;
+    migrations::run_pending(&mut conn).map_err(connect_error)?;
+    Ok(purge(&mut conn, settings)?)
+}
+
+/// Every step of the purge, batch after batch, until nothing is left to do.
+pub fn purge(conn: &mut DbConnection, settings: &Settings) -> QueryResult<PurgeReport> {
+    let batch = settings.retention.batch_size;
+    let now = db::now();
+    let session_cutoff = now - Duration::days(settings.retention.session_retention_days);
+    let event_cutoff = now - Duration::days(settings.retention.event_retention_days);
+    let failure_cutoff = now - Duration::seconds(settings.throttle.login_window_seconds);
+    Ok(PurgeReport {
+        expired: in_batches(batch, || sessions::expire_overdue(conn, now, batch))?,
+        sessions_deleted: in_batches(batch, || {
+            sessions::delete_ended_before(conn, session_cutoff, batch)
+        })?,
+        events_deleted: in_batches(batch, || {
+            events::delete_older_than(conn, event_cutoff, batch)
+        })?,
+        failures_deleted: in_batches(batch, || {
+            login_failures::delete_older_than(conn, failure_cutoff, batch)
+        })?,
+    })
+}
+
+fn in_batches(batch: i64, mut step: impl FnMut() -> QueryResult<usize>) -> QueryResult<usize> {
+    let mut total = 0;
+    loop {
+        let done = step()?;
+        total += done;
+        if (done as i64) < batch {
+            return Ok(total);
+        }
+    }
+}
+
+/// The background purge of `tessera serve`: every `PURGE_INTERVAL_SECONDS`, on a blocking thread.
+pub fn spawn_background(pool: DbPool, settings: Settings) {
+    let every = settings.retention.purge_interval_seconds;
+    if every == 0 {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(StdDuration::from_secs(every));
+        loop {
+            ticker.tick().await;
+            let (pool, settings) = (pool.clone(), settings.clone());
+            let outcome = tokio::task::spawn_blocking(move || {
+                let mut conn = pool.get().map_err(|e| e.to_string())?;
+                purge(&mut conn, &settings).map_err(|e| e.to_string())
+            })
+            .await;
+            match outcome {
+                Ok(Ok(report)) => tracing::info!(%report, "purge finished"),
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "purge failed; will retry at the next interval")
+                }
+                Err(error) => tracing::warn!(%error, "purge task failed"),
+            }
+        }
+    });
+}
