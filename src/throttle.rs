@@ -72,10 +72,18 @@ pub async fn check_login(
         None => Ok(()),
         Some(retry_after) => {
             tracing::info!(ip = %client.ip, retry_after, "login throttled");
+            // Attach the event to the account when there is one, so its owner sees the attack.
+            let key = username_key.to_owned();
+            let user_id = state
+                .db(move |conn| crate::db::users::find_by_key(conn, &key))
+                .await
+                .ok()
+                .flatten()
+                .map(|user| user.id);
             state
                 .record(vec![crate::audit::event(
                     EventKind::LoginThrottled,
-                    None,
+                    user_id,
                     None,
                     client,
                 )])
