@@ -13,8 +13,8 @@ use crate::startup::{Application, StartupError};
 
 /// A JSON REST auth API with database-backed login sessions.
 ///
-/// Exit codes: 0 success, 1 server or I/O error, 2 invalid configuration, 3 database unreachable
-/// or migration failed.
+/// Exit codes: 0 success, 1 server or I/O error, 2 invalid configuration or usage, 3 database
+/// unreachable or migration failed, 4 the named user does not exist.
 #[derive(Debug, Parser)]
 #[command(name = "tessera", version, about, long_about = None)]
 pub struct Cli {
@@ -30,6 +30,24 @@ enum Command {
     Migrate,
     /// Expire overdue sessions and delete ended sessions and old events, then exit.
     Purge,
+    /// Operate on sessions.
+    Sessions {
+        #[command(subcommand)]
+        action: SessionsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SessionsCommand {
+    /// End sessions at once (status inactive, reason revoked_by_admin): one user's, or everyone's.
+    Revoke {
+        /// The username whose sessions end.
+        #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+        user: Option<String>,
+        /// End every active session of every user.
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 pub async fn main() -> ExitCode {
@@ -44,6 +62,9 @@ pub async fn main() -> ExitCode {
     let outcome = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
         Command::Migrate => migrate(&settings),
+        Command::Sessions {
+            action: SessionsCommand::Revoke { user, .. },
+        } => revoke_sessions(&settings, user.as_deref()),
         Command::Purge => match crate::purge::run(&settings) {
             Ok(report) => {
                 println!("{report}");
@@ -70,6 +91,12 @@ async fn serve(settings: Settings) -> Result<(), StartupError> {
 }
 
 fn migrate(settings: &Settings) -> Result<(), StartupError> {
+    connect(settings)?;
+    println!("migrations applied to {}", settings.database.redacted());
+    Ok(())
+}
+
+fn connect(settings: &Settings) -> Result<crate::db::DbConnection, StartupError> {
     let database = |source| StartupError::Database {
         target: settings.database.redacted(),
         source,
@@ -78,7 +105,46 @@ fn migrate(settings: &Settings) -> Result<(), StartupError> {
         .establish()
         .map_err(|e| database(StartupDbError::Connect(e)))?;
     migrations::run_pending(&mut conn).map_err(database)?;
-    println!("migrations applied to {}", settings.database.redacted());
+    Ok(conn)
+}
+
+/// `tessera sessions revoke --user NAME | --all` (ASVS V7.4.5: an administrator can end sessions).
+fn revoke_sessions(settings: &Settings, user: Option<&str>) -> Result<(), StartupError> {
+    use crate::db::sessions::{self, RevokeReason};
+    let mut conn = connect(settings)?;
+    let failed = |e: diesel::result::Error| StartupError::Io(std::io::Error::other(e.to_string()));
+    let now = crate::db::now();
+    let revoked = match user {
+        Some(name) => {
+            let key = crate::domain::username::key_of(name);
+            let found = crate::db::users::find_by_key(&mut conn, &key).map_err(failed)?;
+            let Some(found) = found else {
+                return Err(StartupError::Usage(format!("no user named {name}")));
+            };
+            sessions::revoke_all_for_user(
+                &mut conn,
+                found.id,
+                None,
+                RevokeReason::RevokedByAdmin,
+                now,
+            )
+            .map_err(failed)?
+            .len()
+        }
+        None => {
+            let mut total = 0;
+            loop {
+                let done =
+                    sessions::revoke_any_batch(&mut conn, RevokeReason::RevokedByAdmin, now, 1000)
+                        .map_err(failed)?;
+                total += done;
+                if done == 0 {
+                    break total;
+                }
+            }
+        }
+    };
+    println!("revoked {revoked} sessions");
     Ok(())
 }
 

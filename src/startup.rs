@@ -38,6 +38,9 @@ pub enum StartupError {
     Bind { addr: String, source: io::Error },
     #[error("server error: {0}")]
     Io(#[from] io::Error),
+    /// A command named something that does not exist (a user, say).
+    #[error("{0}")]
+    Usage(String),
 }
 
 impl StartupError {
@@ -47,6 +50,7 @@ impl StartupError {
             Self::Config(_) => 2,
             Self::Database { .. } => 3,
             Self::Bind { .. } | Self::Io(_) => 1,
+            Self::Usage(_) => 4,
         }
     }
 }

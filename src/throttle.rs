@@ -48,83 +48,100 @@ fn seconds_ceil(d: Duration) -> i64 {
     (whole + i64::from(rest > Duration::zero())).max(1)
 }
 
-/// Refuses with 429 (and records `login_throttled`) when the pair or the IP is locked.
-pub async fn check_login(
+/// A password check in progress, already counted as a failure until it is known to be fine.
+#[derive(Debug)]
+#[must_use = "a login attempt must end as succeeded or failed"]
+pub struct Attempt {
+    /// `None` when throttling is off: nothing was recorded.
+    id: Option<i64>,
+    username_key: String,
+    ip: String,
+}
+
+/// Starts a password check for `username_key` from `client`: records it as a failure first,
+/// then counts the failures recorded before it (in-flight ones included, so a parallel burst
+/// cannot slip past the limit), and refuses with 429 (recording `login_throttled`) when the pair
+/// or the IP is locked. Throttled attempts are not failures: their row is removed.
+pub async fn begin_login(
     state: &AppState,
     username_key: &str,
     client: &ClientInfo,
-) -> Result<(), ApiError> {
+) -> Result<Attempt, ApiError> {
     let s = state.settings.throttle;
+    let (key, ip) = (username_key.to_owned(), client.throttle_key());
     if s.login_max_failures == 0 && s.login_max_failures_per_ip == 0 {
-        return Ok(());
+        return Ok(Attempt {
+            id: None,
+            username_key: key,
+            ip,
+        });
     }
-    let (key, ip) = (username_key.to_owned(), client.ip.clone());
-    let (pair, per_ip, now) = state
+    let (k, i) = (key.clone(), ip.clone());
+    let (id, retry_after) = state
         .db(move |conn| {
             let now = crate::db::now();
+            let id = login_failures::record(conn, &k, &i, now)?;
             let since = now - Duration::seconds(s.login_window_seconds);
-            let pair = login_failures::count_for_pair(conn, &key, &ip, since)?;
-            let per_ip = login_failures::count_for_ip(conn, &ip, since)?;
-            Ok((pair, per_ip, now))
+            let pair = login_failures::count_for_pair(conn, &k, &i, since, id)?;
+            let per_ip = login_failures::count_for_ip(conn, &i, since, id)?;
+            let retry_after = login_retry_after(pair, per_ip, s, now);
+            if retry_after.is_some() {
+                login_failures::delete(conn, id)?;
+            }
+            Ok((id, retry_after))
         })
         .await?;
-    match login_retry_after(pair, per_ip, s, now) {
-        None => Ok(()),
-        Some(retry_after) => {
-            tracing::info!(ip = %client.ip, retry_after, "login throttled");
-            // Attach the event to the account when there is one, so its owner sees the attack.
-            let key = username_key.to_owned();
-            let user_id = state
-                .db(move |conn| crate::db::users::find_by_key(conn, &key))
-                .await
-                .ok()
-                .flatten()
-                .map(|user| user.id);
-            state
-                .record(vec![crate::audit::event(
-                    EventKind::LoginThrottled,
-                    user_id,
-                    None,
-                    client,
-                )])
-                .await;
-            Err(ApiError::TooManyRequests {
-                retry_after,
-                detail: format!(
-                    "Too many failed login attempts; try again in {retry_after} seconds."
-                ),
+    let Some(retry_after) = retry_after else {
+        return Ok(Attempt {
+            id: Some(id),
+            username_key: key,
+            ip,
+        });
+    };
+    tracing::info!(ip = %client.ip, retry_after, "login throttled");
+    // Attach the event to the account when there is one, so its owner sees the attack.
+    let lookup = key.clone();
+    let user_id = state
+        .db(move |conn| crate::db::users::find_by_key(conn, &lookup))
+        .await
+        .ok()
+        .flatten()
+        .map(|user| user.id);
+    state
+        .record(vec![crate::audit::event(
+            EventKind::LoginThrottled,
+            user_id,
+            None,
+            client,
+        )])
+        .await;
+    Err(ApiError::TooManyRequests {
+        retry_after,
+        detail: format!("Too many failed login attempts; try again in {retry_after} seconds."),
+    })
+}
+
+impl Attempt {
+    /// The password was right: this attempt is no failure, and the pair's failures are forgiven.
+    pub async fn succeeded(self, state: &AppState) -> Result<(), ApiError> {
+        let Some(id) = self.id else {
+            return Ok(());
+        };
+        state
+            .db(move |conn| {
+                login_failures::delete(conn, id)?;
+                login_failures::clear_pair(conn, &self.username_key, &self.ip)
             })
-        }
+            .await?;
+        Ok(())
     }
+
+    /// The password was wrong: the recorded failure stays.
+    pub fn failed(self) {}
 }
 
-/// Counts a failed password check against the pair and the IP.
-pub async fn record_failure(
-    state: &AppState,
-    username_key: &str,
-    client: &ClientInfo,
-) -> Result<(), ApiError> {
-    let (key, ip) = (username_key.to_owned(), client.ip.clone());
-    state
-        .db(move |conn| login_failures::record(conn, &key, &ip, crate::db::now()))
-        .await?;
-    Ok(())
-}
-
-/// Forgives the pair's failures after a successful login.
-pub async fn clear(
-    state: &AppState,
-    username_key: &str,
-    client: &ClientInfo,
-) -> Result<(), ApiError> {
-    let (key, ip) = (username_key.to_owned(), client.ip.clone());
-    state
-        .db(move |conn| login_failures::clear_pair(conn, &key, &ip))
-        .await?;
-    Ok(())
-}
-
-/// Refuses a registration with 429 when this IP has registered too often in the window.
+/// Refuses a registration with 429 when this IP has registered too often in the window (counted
+/// from the `register` events, which record the full address).
 pub async fn check_register(state: &AppState, client: &ClientInfo) -> Result<(), ApiError> {
     let s = state.settings.throttle;
     if s.register_max_per_ip == 0 {

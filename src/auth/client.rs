@@ -23,6 +23,17 @@ pub struct ClientInfo {
 }
 
 impl ClientInfo {
+    /// The address throttles count by: the IP itself, or its /64 for IPv6, since one IPv6
+    /// client usually holds a whole /64 and could otherwise change address per attempt.
+    pub fn throttle_key(&self) -> String {
+        match self.ip.parse::<IpAddr>() {
+            Ok(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => ipnet::Ipv6Net::new(v6, 64)
+                .map(|net| net.trunc().to_string())
+                .unwrap_or_else(|_| self.ip.clone()),
+            _ => self.ip.clone(),
+        }
+    }
+
     pub fn of(req: &HttpRequest, trusted: &[IpNet]) -> Self {
         let ip = req
             .peer_addr()
@@ -114,6 +125,23 @@ mod tests {
             client_ip(peer, &h, &nets(&["10.0.0.0/8"])).to_string(),
             "198.51.100.7"
         );
+    }
+
+    #[test]
+    fn ipv6_clients_are_throttled_by_their_64() {
+        let client = |ip: &str| ClientInfo {
+            ip: ip.into(),
+            user_agent: None,
+        };
+        assert_eq!(
+            client("2001:db8:1:2:aaaa::1").throttle_key(),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(
+            client("2001:db8:1:2:bbbb::9").throttle_key(),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(client("192.0.2.1").throttle_key(), "192.0.2.1");
     }
 
     #[test]

@@ -16,12 +16,14 @@ pub struct FailureCount {
     pub newest: Option<NaiveDateTime>,
 }
 
+/// Records an attempt as a failure before its password is checked (so that a burst of parallel
+/// attempts sees itself); returns the row id, to be deleted if the attempt turns out fine.
 pub fn record(
     conn: &mut DbConnection,
     username_key: &str,
     ip: &str,
     now: NaiveDateTime,
-) -> QueryResult<usize> {
+) -> QueryResult<i64> {
     diesel::insert_into(login_failures::table)
         .values((
             login_failures::username_key.eq(username_key),
@@ -29,17 +31,25 @@ pub fn record(
             login_failures::created_at.eq(now),
             login_failures::cleared.eq(0),
         ))
-        .execute(conn)
+        .returning(login_failures::id)
+        .get_result(conn)
 }
 
-/// Uncleared failures for this username from this IP since `since`.
+/// Removes one recorded attempt (it succeeded, or was refused before being tried).
+pub fn delete(conn: &mut DbConnection, id: i64) -> QueryResult<usize> {
+    diesel::delete(login_failures::table.filter(login_failures::id.eq(id))).execute(conn)
+}
+
+/// Uncleared failures for this username from this IP since `since`, except the row `exclude`.
 pub fn count_for_pair(
     conn: &mut DbConnection,
     username_key: &str,
     ip: &str,
     since: NaiveDateTime,
+    exclude: i64,
 ) -> QueryResult<FailureCount> {
     let (count, oldest, newest) = login_failures::table
+        .filter(login_failures::id.ne(exclude))
         .filter(login_failures::username_key.eq(username_key))
         .filter(login_failures::ip.eq(ip))
         .filter(login_failures::cleared.eq(0))
@@ -57,13 +67,15 @@ pub fn count_for_pair(
     })
 }
 
-/// All failures from this IP since `since`, whatever the username, cleared or not.
+/// All failures from this IP since `since`, whatever the username, cleared or not, except `exclude`.
 pub fn count_for_ip(
     conn: &mut DbConnection,
     ip: &str,
     since: NaiveDateTime,
+    exclude: i64,
 ) -> QueryResult<FailureCount> {
     let (count, oldest, newest) = login_failures::table
+        .filter(login_failures::id.ne(exclude))
         .filter(login_failures::ip.eq(ip))
         .filter(login_failures::created_at.gt(since))
         .select((

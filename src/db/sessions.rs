@@ -71,6 +71,8 @@ pub enum RevokeReason {
     RevokedByUser,
     PasswordChange,
     SessionLimit,
+    /// By an operator, with `tessera sessions revoke`.
+    RevokedByAdmin,
 }
 
 impl RevokeReason {
@@ -81,6 +83,7 @@ impl RevokeReason {
             Self::RevokedByUser => "revoked_by_user",
             Self::PasswordChange => "password_change",
             Self::SessionLimit => "session_limit",
+            Self::RevokedByAdmin => "revoked_by_admin",
         }
     }
 }
@@ -327,4 +330,19 @@ pub fn delete_ended_before(
     }
     // Rows revived meanwhile cannot be: only ended rows are listed, and ended rows never return.
     diesel::delete(sessions::table.filter(sessions::id.eq_any(ids))).execute(conn)
+}
+
+/// Ends up to `batch` active sessions of anyone; returns how many it ended.
+pub fn revoke_any_batch(
+    conn: &mut DbConnection,
+    reason: RevokeReason,
+    now: NaiveDateTime,
+    batch: i64,
+) -> QueryResult<usize> {
+    let ids: Vec<String> = sessions::table
+        .filter(sessions::status.eq(SessionStatus::Active.as_str()))
+        .select(sessions::id)
+        .limit(batch)
+        .load(conn)?;
+    revoke_ids(conn, &ids, reason, now)
 }

@@ -95,7 +95,7 @@ pub async fn login(
     let name = require("username", body.username)?;
     let password = Password::offered(require("password", body.password)?);
     let key = username::key_of(&name);
-    throttle::check_login(&state, &key, &client).await?;
+    let attempt = throttle::begin_login(&state, &key, &client).await?;
 
     let lookup_key = key.clone();
     let user = state
@@ -109,7 +109,7 @@ pub async fn login(
         Some(user) if verified => user,
         user => {
             tracing::info!(ip = %client.ip, "login failed");
-            throttle::record_failure(&state, &key, &client).await?;
+            attempt.failed();
             let user_id = user.map(|u| u.id);
             state
                 .record(vec![event(EventKind::LoginFailed, user_id, None, &client)])
@@ -117,7 +117,7 @@ pub async fn login(
             return Err(ApiError::InvalidCredentials);
         }
     };
-    throttle::clear(&state, &key, &client).await?;
+    attempt.succeeded(&state).await?;
 
     let replaces = state
         .cookies

@@ -165,7 +165,7 @@ pub(super) async fn confirm_password(
     client: &ClientInfo,
 ) -> Result<(), ApiError> {
     let key = crate::domain::username::key_of(&current.user.username);
-    throttle::check_login(state, &key, client).await?;
+    let attempt = throttle::begin_login(state, &key, client).await?;
     let user_id = current.user.id;
     // Read the hash afresh: the one loaded with the session may predate a password change.
     let stored = state
@@ -176,9 +176,9 @@ pub(super) async fn confirm_password(
         .verify(stored, Password::offered(password))
         .await?
     {
-        return Ok(());
+        return attempt.succeeded(state).await;
     }
-    throttle::record_failure(state, &key, client).await?;
+    attempt.failed();
     state
         .record(vec![event(
             EventKind::LoginFailed,
