@@ -123,6 +123,8 @@ pub struct CookieSettings {
     pub http_only: bool,
     pub same_site: SameSite,
     pub domain: Option<String>,
+    /// CHIPS `Partitioned`: lets browsers that block third-party cookies keep a cross-site one.
+    pub partitioned: bool,
 }
 
 /// How long sessions live.
@@ -258,6 +260,11 @@ impl Settings {
                 }
             },
             domain: vars.get("COOKIE_DOMAIN"),
+            partitioned: false,
+        };
+        let cookie = CookieSettings {
+            partitioned: vars.bool("COOKIE_PARTITIONED", cookie.same_site == SameSite::None)?,
+            ..cookie
         };
         validate_cookie(&cookie)?;
 
@@ -479,6 +486,12 @@ fn validate_cookie(cookie: &CookieSettings) -> Result<(), ConfigError> {
             "none requires COOKIE_SECURE=true: browsers drop SameSite=None cookies that are not Secure",
         ));
     }
+    if cookie.partitioned && !cookie.secure {
+        return Err(ConfigError::new(
+            "COOKIE_PARTITIONED",
+            "requires COOKIE_SECURE=true: browsers refuse Partitioned cookies that are not Secure",
+        ));
+    }
     let lower_name = cookie.name.to_ascii_lowercase();
     if lower_name.starts_with("__host-") {
         if !cookie.secure {
@@ -618,6 +631,32 @@ mod tests {
         assert!(settings(&[("COOKIE_NAME", "__Secure-t"), ("COOKIE_DOMAIN", "a.test")]).is_ok());
         assert!(settings(&[("COOKIE_NAME", "bad name")]).is_err());
         assert!(settings(&[("COOKIE_SAMESITE", "sometimes")]).is_err());
+    }
+
+    #[test]
+    fn partitioned_follows_samesite_none_unless_set() {
+        assert!(
+            settings(&[("COOKIE_SAMESITE", "none")])
+                .unwrap()
+                .cookie
+                .partitioned
+        );
+        assert!(!settings(&[]).unwrap().cookie.partitioned);
+        assert!(
+            !settings(&[("COOKIE_SAMESITE", "none"), ("COOKIE_PARTITIONED", "false")])
+                .unwrap()
+                .cookie
+                .partitioned
+        );
+        assert!(
+            settings(&[("COOKIE_PARTITIONED", "true")])
+                .unwrap()
+                .cookie
+                .partitioned
+        );
+        let err =
+            settings(&[("COOKIE_PARTITIONED", "true"), ("COOKIE_SECURE", "false")]).unwrap_err();
+        assert_eq!(err.var, "COOKIE_PARTITIONED");
     }
 
     #[test]

@@ -6,7 +6,6 @@
 //! answered opaquely; a database that does not answer is a 503.
 
 use actix_web::body::{BoxBody, EitherBody};
-use actix_web::cookie::Cookie;
 use actix_web::dev::ServiceResponse;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
@@ -15,6 +14,7 @@ use actix_web::{HttpResponse, ResponseError};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde_json::json;
 
+use crate::auth::cookie::SetCookie;
 use crate::db::DbError;
 
 /// Largest JSON request body accepted.
@@ -27,7 +27,7 @@ pub enum ApiError {
     /// No session, or the one presented was refused; `clear_cookie` removes a refused cookie.
     #[error("Not authenticated.")]
     NotAuthenticated {
-        clear_cookie: Option<Box<Cookie<'static>>>,
+        clear_cookie: Option<Box<SetCookie>>,
     },
     #[error("Incorrect username or password.")]
     InvalidCredentials,
@@ -107,7 +107,7 @@ impl ResponseError for ApiError {
             Self::NotAuthenticated {
                 clear_cookie: Some(cookie),
             } => {
-                response.cookie((**cookie).clone());
+                response.append_header((**cookie).clone());
             }
             Self::MethodNotAllowed { allow } => {
                 response.insert_header((header::ALLOW, *allow));

@@ -1,11 +1,59 @@
 //! Building, clearing and reading the session cookie with the configured attributes.
 
+use std::fmt;
+
 use actix_web::cookie::time::{Duration, OffsetDateTime};
 use actix_web::cookie::Cookie;
+use actix_web::http::header::{
+    HeaderName, HeaderValue, InvalidHeaderValue, TryIntoHeaderPair, SET_COOKIE,
+};
 use actix_web::HttpRequest;
 
 use crate::config::CookieSettings;
 use crate::domain::SessionToken;
+
+/// A `Set-Cookie` header for the session cookie. actix's cookie type predates CHIPS, so the
+/// `Partitioned` attribute is appended here; responses add it with `append_header`.
+#[derive(Clone, PartialEq)]
+pub struct SetCookie {
+    cookie: Cookie<'static>,
+    partitioned: bool,
+}
+
+impl SetCookie {
+    pub fn name(&self) -> &str {
+        self.cookie.name()
+    }
+
+    pub fn header_value(&self) -> Result<HeaderValue, InvalidHeaderValue> {
+        HeaderValue::from_str(&self.to_string())
+    }
+}
+
+impl fmt::Display for SetCookie {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.cookie)?;
+        if self.partitioned {
+            f.write_str("; Partitioned")?;
+        }
+        Ok(())
+    }
+}
+
+/// Its value is a session token: never printed.
+impl fmt::Debug for SetCookie {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SetCookie({}=[redacted])", self.cookie.name())
+    }
+}
+
+impl TryIntoHeaderPair for SetCookie {
+    type Error = InvalidHeaderValue;
+
+    fn try_into_pair(self) -> Result<(HeaderName, HeaderValue), Self::Error> {
+        Ok((SET_COOKIE, self.header_value()?))
+    }
+}
 
 /// The session cookie as configured.
 #[derive(Debug, Clone)]
@@ -23,18 +71,25 @@ impl SessionCookies {
     }
 
     /// The cookie carrying `token`, living `max_age_seconds`.
-    pub fn issue(&self, token: &SessionToken, max_age_seconds: i64) -> Cookie<'static> {
+    pub fn issue(&self, token: &SessionToken, max_age_seconds: i64) -> SetCookie {
         let mut cookie = self.base(token.expose().to_owned());
         cookie.set_max_age(Duration::seconds(max_age_seconds.max(0)));
-        cookie
+        self.header(cookie)
     }
 
     /// A cookie with the same name and attributes that makes the browser drop it.
-    pub fn clear(&self) -> Cookie<'static> {
+    pub fn clear(&self) -> SetCookie {
         let mut cookie = self.base(String::new());
         cookie.set_max_age(Duration::ZERO);
         cookie.set_expires(OffsetDateTime::UNIX_EPOCH);
-        cookie
+        self.header(cookie)
+    }
+
+    fn header(&self, cookie: Cookie<'static>) -> SetCookie {
+        SetCookie {
+            cookie,
+            partitioned: self.settings.partitioned,
+        }
     }
 
     /// The raw value of the session cookie the request carries, if any.
@@ -68,13 +123,14 @@ mod tests {
             http_only: true,
             same_site: SameSite::Lax,
             domain: domain.map(str::to_owned),
+            partitioned: false,
         })
     }
 
     #[test]
     fn issued_cookie_has_every_attribute() {
         let token = SessionToken::generate();
-        let c = cookies(Some("example.com")).issue(&token, 60);
+        let c = cookies(Some("example.com")).issue(&token, 60).cookie;
         assert_eq!(c.value(), token.expose());
         assert_eq!(c.path(), Some("/"));
         assert_eq!(c.http_only(), Some(true));
@@ -85,8 +141,21 @@ mod tests {
     }
 
     #[test]
+    fn partitioned_is_appended_and_the_token_never_debug_printed() {
+        let token = SessionToken::generate();
+        let mut jar = cookies(None);
+        jar.settings.partitioned = true;
+        jar.settings.same_site = SameSite::None;
+        let header = jar.issue(&token, 60).to_string();
+        assert!(header.ends_with("; Partitioned"), "{header}");
+        assert!(header.contains("SameSite=None"));
+        assert!(!format!("{:?}", jar.issue(&token, 60)).contains(token.expose()));
+        assert!(!cookies(None).clear().to_string().contains("Partitioned"));
+    }
+
+    #[test]
     fn clearing_cookie_keeps_the_attributes_with_max_age_zero() {
-        let c = cookies(None).clear();
+        let c = cookies(None).clear().cookie;
         assert_eq!(c.value(), "");
         assert_eq!(c.max_age(), Some(Duration::ZERO));
         assert_eq!(c.path(), Some("/"));

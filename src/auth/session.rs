@@ -11,7 +11,6 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::body::MessageBody;
-use actix_web::cookie::Cookie;
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::Next;
@@ -20,6 +19,7 @@ use chrono::{Duration, NaiveDateTime};
 
 use crate::audit::event;
 use crate::auth::client::ClientInfo;
+use crate::auth::cookie::SetCookie;
 use crate::config::{FingerprintMode, SessionSettings};
 use crate::db::events::EventKind;
 use crate::db::sessions::{self, SessionRow};
@@ -98,7 +98,7 @@ pub fn seconds_until(expires_at: NaiveDateTime, now: NaiveDateTime) -> i64 {
 
 /// A renewed cookie waiting to be added to the response.
 #[derive(Clone)]
-struct RenewedCookie(Cookie<'static>);
+struct RenewedCookie(SetCookie);
 
 impl FromRequest for CurrentSession {
     type Error = ApiError;
@@ -185,7 +185,7 @@ pub async fn resend_renewed_cookie(
     if let Some(RenewedCookie(cookie)) = renewed {
         let already_set = res.response().cookies().any(|c| c.name() == cookie.name());
         if res.status().is_success() && !already_set {
-            if let Ok(value) = header::HeaderValue::from_str(&cookie.to_string()) {
+            if let Ok(value) = cookie.header_value() {
                 res.headers_mut().append(header::SET_COOKIE, value);
             }
         }

@@ -60,7 +60,7 @@ pub async fn change_password(
     tracing::info!(user_id, "password changed");
     Ok(HttpResponse::Ok()
         .insert_header(no_store())
-        .cookie(cookie)
+        .append_header(cookie)
         .json(UserView::from(&current.user)))
 }
 
@@ -90,7 +90,7 @@ pub async fn delete_account(
         .await;
     tracing::info!(user_id, "account deleted");
     Ok(HttpResponse::NoContent()
-        .cookie(state.cookies.clear())
+        .append_header(state.cookies.clear())
         .finish())
 }
 

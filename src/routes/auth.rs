@@ -1,6 +1,6 @@
 //! Registration, login and logout.
 
-use actix_web::cookie::Cookie;
+use crate::auth::cookie::SetCookie;
 use actix_web::{web, HttpRequest, HttpResponse};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde::Deserialize;
@@ -128,7 +128,7 @@ pub async fn login(
     tracing::info!(user_id = user.id, "login succeeded");
     Ok(HttpResponse::Ok()
         .insert_header(no_store())
-        .cookie(cookie)
+        .append_header(cookie)
         .json(UserView::from(&user)))
 }
 
@@ -141,7 +141,7 @@ pub(super) async fn start_session(
     user: &UserRow,
     replaces: Option<String>,
     kind: EventKind,
-) -> Result<Cookie<'static>, ApiError> {
+) -> Result<SetCookie, ApiError> {
     let token = SessionToken::generate();
     let token_hash = token.hash();
     let fingerprint = client_fingerprint(state.fingerprint, req.headers());
@@ -222,7 +222,7 @@ pub async fn logout(
     }
     Ok(HttpResponse::Ok()
         .insert_header(no_store())
-        .cookie(state.cookies.clear())
+        .append_header(state.cookies.clear())
         .json(json!({"message": "Successfully logged out."})))
 }
 
@@ -252,6 +252,6 @@ pub async fn logout_all(
     state.record(events).await;
     Ok(HttpResponse::Ok()
         .insert_header(no_store())
-        .cookie(state.cookies.clear())
+        .append_header(state.cookies.clear())
         .json(json!({"revoked": ended.len()})))
 }

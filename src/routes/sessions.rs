@@ -102,7 +102,7 @@ pub async fn revoke_one(
         .await;
     let mut response = HttpResponse::NoContent();
     if is_current {
-        response.cookie(state.cookies.clear());
+        response.append_header(state.cookies.clear());
     }
     Ok(response.finish())
 }
