@@ -11,12 +11,20 @@ use crate::db::migrations;
 use crate::db::pool::StartupDbError;
 use crate::startup::{Application, StartupError};
 
+/// `0.1.0 (commit abc123)`.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("TESSERA_GIT_COMMIT"),
+    ")"
+);
+
 /// A JSON REST auth API with database-backed login sessions.
 ///
 /// Exit codes: 0 success, 1 server or I/O error, 2 invalid configuration or usage, 3 database
-/// unreachable or migration failed, 4 the named user does not exist.
+/// unreachable or migration failed, 4 refused (no such user, name taken, password too short).
 #[derive(Debug, Parser)]
-#[command(name = "tessera", version, about, long_about = None)]
+#[command(name = "tessera", version = VERSION, about, long_about = None)]
 pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -35,6 +43,24 @@ enum Command {
         #[command(subcommand)]
         action: SessionsCommand,
     },
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        action: UserCommand,
+    },
+    /// Validate the configuration and print it, secrets hidden; exit 2 if it is invalid.
+    CheckConfig,
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create a user. The password is read from standard input (first line) when it is not a
+    /// terminal, otherwise prompted for twice without echo; it is never an argument.
+    Create { username: String },
+    /// Disable a user: they cannot log in, and all their sessions end now.
+    Disable { username: String },
+    /// Enable a disabled user again.
+    Enable { username: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -65,6 +91,13 @@ pub async fn main() -> ExitCode {
         Command::Sessions {
             action: SessionsCommand::Revoke { user, .. },
         } => revoke_sessions(&settings, user.as_deref()),
+        Command::User { action } => user_command(&settings, action),
+        Command::CheckConfig => {
+            for (name, value) in settings.describe() {
+                println!("{name}={value}");
+            }
+            Ok(())
+        }
         Command::Purge => match crate::purge::run(&settings) {
             Ok(report) => {
                 println!("{report}");
@@ -146,6 +179,75 @@ fn revoke_sessions(settings: &Settings, user: Option<&str>) -> Result<(), Startu
     };
     println!("revoked {revoked} sessions");
     Ok(())
+}
+
+fn user_command(settings: &Settings, action: UserCommand) -> Result<(), StartupError> {
+    use crate::domain::{username::key_of, Password, Username};
+    let failed = |e: diesel::result::Error| StartupError::Io(std::io::Error::other(e.to_string()));
+    let disable = matches!(action, UserCommand::Disable { .. });
+    match action {
+        UserCommand::Create { username } => {
+            let username = Username::parse(&username).map_err(StartupError::Usage)?;
+            let password = Password::parse(read_password()?).map_err(StartupError::Usage)?;
+            let hash = crate::auth::password::hash_blocking(password.expose())
+                .map_err(|e| StartupError::Io(std::io::Error::other(e.to_string())))?;
+            let mut conn = connect(settings)?;
+            let key = username.key();
+            let inserted = crate::db::users::insert(
+                &mut conn,
+                &crate::db::users::NewUser {
+                    username: username.as_str(),
+                    username_key: &key,
+                    password_hash: &hash,
+                    created_at: crate::db::now(),
+                },
+            );
+            match inserted {
+                Ok(user) => {
+                    println!("created user {} (id {})", user.username, user.id);
+                    Ok(())
+                }
+                Err(diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::UniqueViolation,
+                    _,
+                )) => Err(StartupError::Usage(format!(
+                    "username {username} is already taken"
+                ))),
+                Err(e) => Err(failed(e)),
+            }
+        }
+        UserCommand::Disable { username } | UserCommand::Enable { username } => {
+            let mut conn = connect(settings)?;
+            let when = disable.then(crate::db::now);
+            if !crate::db::users::set_disabled(&mut conn, &key_of(&username), when)
+                .map_err(failed)?
+            {
+                return Err(StartupError::Usage(format!("no user named {username}")));
+            }
+            println!(
+                "{} user {username}",
+                if disable { "disabled" } else { "enabled" }
+            );
+            Ok(())
+        }
+    }
+}
+
+/// The new password: prompted twice on a terminal, else the first line of standard input.
+fn read_password() -> Result<String, StartupError> {
+    use std::io::{BufRead, IsTerminal};
+    let io = |e: std::io::Error| StartupError::Io(e);
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ").map_err(io)?;
+        let second = rpassword::prompt_password("Password (again): ").map_err(io)?;
+        if first != second {
+            return Err(StartupError::Usage("the passwords do not match".into()));
+        }
+        return Ok(first);
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).map_err(io)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
 /// One line on stderr, whatever the driver's message looked like.

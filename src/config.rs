@@ -183,6 +183,11 @@ pub struct Settings {
     /// The service's own origin for the CSRF check, when the `Host` header cannot tell it.
     pub public_origin: Option<String>,
     pub retention: RetentionSettings,
+    /// `LOG_FORMAT=json` for log shippers; otherwise human-readable text.
+    pub log_json: bool,
+    pub metrics_enabled: bool,
+    /// Serve `/metrics` on this address only, instead of on `BIND_ADDR`.
+    pub metrics_bind_addr: Option<String>,
 }
 
 const MAX_SECONDS: i64 = 100 * 365 * 24 * 3600;
@@ -353,7 +358,35 @@ impl Settings {
             batch_size: vars.int("PURGE_BATCH_SIZE", 1000, 1, 1_000_000)?,
         };
 
+        let log_json = match vars
+            .get("LOG_FORMAT")
+            .map(|s| s.to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("text") => false,
+            Some("json") => true,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "LOG_FORMAT",
+                    format!("`{other}` is not one of text, json"),
+                ))
+            }
+        };
+        let metrics_enabled = vars.bool("METRICS_ENABLED", true)?;
+        let metrics_bind_addr = vars.get("METRICS_BIND_ADDR");
+        if let Some(addr) = &metrics_bind_addr {
+            if !matches!(addr.to_socket_addrs().map(|mut a| a.next()), Ok(Some(_))) {
+                return Err(ConfigError::new(
+                    "METRICS_BIND_ADDR",
+                    format!("`{addr}` is not a host:port address"),
+                ));
+            }
+        }
+
         Ok(Self {
+            log_json,
+            metrics_enabled,
+            metrics_bind_addr,
             fresh_session_seconds,
             max_sessions_per_user,
             throttle,
@@ -375,6 +408,125 @@ impl Settings {
             argon2_max_concurrency,
             log_filter,
         })
+    }
+}
+
+impl Settings {
+    /// Every setting as `VARIABLE=value`, as `tessera check-config` prints it; the database
+    /// password is hidden.
+    pub fn describe(&self) -> Vec<(&'static str, String)> {
+        let database = match &self.database {
+            DatabaseTarget::Sqlite(path) => path.display().to_string(),
+            DatabaseTarget::Postgres(raw) => match url::Url::parse(raw) {
+                Ok(mut url) => {
+                    if url.password().is_some() {
+                        let _ = url.set_password(Some("***"));
+                    }
+                    url.to_string()
+                }
+                Err(_) => "postgres://***".to_owned(),
+            },
+        };
+        let same_site = match self.cookie.same_site {
+            SameSite::Strict => "strict",
+            SameSite::None => "none",
+            SameSite::Lax => "lax",
+        };
+        let fingerprint = match self.fingerprint {
+            FingerprintMode::Full => "full",
+            FingerprintMode::UserAgent => "user-agent",
+            FingerprintMode::Off => "off",
+        };
+        let t = &self.throttle;
+        let r = &self.retention;
+        let list = |items: Vec<String>| items.join(",");
+        vec![
+            ("DATABASE_URL", database),
+            ("BIND_ADDR", self.bind_addr.clone()),
+            ("WORKERS", self.workers.to_string()),
+            ("DB_POOL_SIZE", self.db_pool_size.to_string()),
+            (
+                "DB_CONNECT_TIMEOUT_SECONDS",
+                self.db_connect_timeout.as_secs().to_string(),
+            ),
+            ("ALLOWED_ORIGINS", list(self.allowed_origins.clone())),
+            (
+                "PUBLIC_ORIGIN",
+                self.public_origin.clone().unwrap_or_default(),
+            ),
+            (
+                "TRUSTED_PROXIES",
+                list(
+                    self.trusted_proxies
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect(),
+                ),
+            ),
+            ("COOKIE_NAME", self.cookie.name.clone()),
+            ("COOKIE_SECURE", self.cookie.secure.to_string()),
+            ("COOKIE_HTTPONLY", self.cookie.http_only.to_string()),
+            ("COOKIE_SAMESITE", same_site.to_owned()),
+            (
+                "COOKIE_DOMAIN",
+                self.cookie.domain.clone().unwrap_or_default(),
+            ),
+            ("COOKIE_PARTITIONED", self.cookie.partitioned.to_string()),
+            ("SESSION_TTL_SECONDS", self.session.ttl_seconds.to_string()),
+            (
+                "SESSION_MAX_LIFETIME_SECONDS",
+                self.session.max_lifetime_seconds.to_string(),
+            ),
+            (
+                "FRESH_SESSION_SECONDS",
+                self.fresh_session_seconds.to_string(),
+            ),
+            (
+                "MAX_SESSIONS_PER_USER",
+                self.max_sessions_per_user.to_string(),
+            ),
+            ("FINGERPRINT", fingerprint.to_owned()),
+            (
+                "ARGON2_MAX_CONCURRENCY",
+                self.argon2_max_concurrency.to_string(),
+            ),
+            ("LOGIN_MAX_FAILURES", t.login_max_failures.to_string()),
+            ("LOGIN_WINDOW_SECONDS", t.login_window_seconds.to_string()),
+            ("LOGIN_LOCKOUT_SECONDS", t.lockout_seconds.to_string()),
+            (
+                "LOGIN_LOCKOUT_MAX_SECONDS",
+                t.lockout_max_seconds.to_string(),
+            ),
+            (
+                "LOGIN_MAX_FAILURES_PER_IP",
+                t.login_max_failures_per_ip.to_string(),
+            ),
+            ("REGISTER_MAX_PER_IP", t.register_max_per_ip.to_string()),
+            (
+                "REGISTER_WINDOW_SECONDS",
+                t.register_window_seconds.to_string(),
+            ),
+            (
+                "PURGE_INTERVAL_SECONDS",
+                r.purge_interval_seconds.to_string(),
+            ),
+            (
+                "SESSION_RETENTION_DAYS",
+                r.session_retention_days.to_string(),
+            ),
+            ("EVENT_RETENTION_DAYS", r.event_retention_days.to_string()),
+            ("PURGE_BATCH_SIZE", r.batch_size.to_string()),
+            ("METRICS_ENABLED", self.metrics_enabled.to_string()),
+            (
+                "METRICS_BIND_ADDR",
+                self.metrics_bind_addr.clone().unwrap_or_default(),
+            ),
+            (
+                "LOG_FORMAT",
+                if self.log_json { "json" } else { "text" }.to_owned(),
+            ),
+            ("RUST_LOG", self.log_filter.clone()),
+        ]
     }
 }
 
@@ -657,6 +809,17 @@ mod tests {
         let err =
             settings(&[("COOKIE_PARTITIONED", "true"), ("COOKIE_SECURE", "false")]).unwrap_err();
         assert_eq!(err.var, "COOKIE_PARTITIONED");
+    }
+
+    #[test]
+    fn described_config_hides_the_database_password() {
+        let s = settings(&[("DATABASE_URL", "postgres://app:hunter2@db/app")]).unwrap();
+        let described = s.describe();
+        assert!(described.iter().all(|(_, v)| !v.contains("hunter2")));
+        assert!(described
+            .iter()
+            .any(|(k, v)| *k == "DATABASE_URL" && v.contains("app:***@db")));
+        assert_eq!(described.len(), 35);
     }
 
     #[test]

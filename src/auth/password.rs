@@ -92,7 +92,8 @@ impl PasswordHasher {
     }
 }
 
-fn hash_blocking(password: &str) -> Result<String, argon2::password_hash::Error> {
+/// Hashes on the calling thread; for the command line, which has no event loop to protect.
+pub fn hash_blocking(password: &str) -> Result<String, argon2::password_hash::Error> {
     let salt = SaltString::generate(&mut OsRng);
     Ok(Argon2::default()
         .hash_password(password.as_bytes(), &salt)?

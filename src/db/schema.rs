@@ -9,6 +9,8 @@ diesel::table! {
         username_key -> Text,
         password_hash -> Text,
         created_at -> Timestamp,
+        /// Set by `tessera user disable`: the user cannot log in and has no sessions.
+        disabled_at -> Nullable<Timestamp>,
     }
 }
 

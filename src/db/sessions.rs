@@ -104,6 +104,7 @@ pub fn find_with_user(
     sessions::table
         .inner_join(users::table)
         .filter(sessions::token_hash.eq(token_hash))
+        .filter(users::disabled_at.is_null())
         .select((SessionRow::as_select(), UserRow::as_select()))
         .first(conn)
         .optional()

@@ -39,10 +39,12 @@ pub struct NewUser<'a> {
     pub created_at: NaiveDateTime,
 }
 
-/// The user whose lower-cased name is `key`, if any.
+/// The enabled user whose lower-cased name is `key`, if any: a disabled user cannot log in and
+/// looks, to a login, exactly like an unknown one.
 pub fn find_by_key(conn: &mut DbConnection, key: &str) -> QueryResult<Option<UserRow>> {
     users::table
         .filter(users::username_key.eq(key))
+        .filter(users::disabled_at.is_null())
         .select(UserRow::as_select())
         .first(conn)
         .optional()
@@ -109,4 +111,36 @@ pub fn password_hash_of(conn: &mut DbConnection, id: i64) -> QueryResult<Option<
         .select(users::password_hash)
         .first(conn)
         .optional()
+}
+
+/// Disables (`Some(now)`) or enables (`None`) the user named by `key`; a disabled user's sessions
+/// all end (reason `revoked_by_admin`). Returns whether the user exists.
+pub fn set_disabled(
+    conn: &mut DbConnection,
+    key: &str,
+    disabled_at: Option<NaiveDateTime>,
+) -> QueryResult<bool> {
+    conn.transaction(|conn| {
+        let id: Option<i64> = users::table
+            .filter(users::username_key.eq(key))
+            .select(users::id)
+            .first(conn)
+            .optional()?;
+        let Some(id) = id else {
+            return Ok(false);
+        };
+        diesel::update(users::table.filter(users::id.eq(id)))
+            .set(users::disabled_at.eq(disabled_at))
+            .execute(conn)?;
+        if let Some(now) = disabled_at {
+            super::sessions::revoke_all_for_user(
+                conn,
+                id,
+                None,
+                super::sessions::RevokeReason::RevokedByAdmin,
+                now,
+            )?;
+        }
+        Ok(true)
+    })
 }
