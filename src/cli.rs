@@ -82,7 +82,7 @@ pub async fn main() -> ExitCode {
         Ok(settings) => settings,
         Err(err) => return fail(&StartupError::Config(err)),
     };
-    if let Err(err) = crate::telemetry::init(&settings.log_filter) {
+    if let Err(err) = crate::telemetry::init(&settings.log_filter, settings.log_json) {
         return fail(&err);
     }
     let outcome = match cli.command.unwrap_or(Command::Serve) {

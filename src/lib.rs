@@ -11,6 +11,7 @@ pub mod csrf;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod metrics;
 pub mod purge;
 pub mod routes;
 pub mod startup;

@@ -91,7 +91,11 @@ fn in_batches(batch: i64, mut step: impl FnMut() -> QueryResult<usize>) -> Query
 }
 
 /// The background purge of `tessera serve`: every `PURGE_INTERVAL_SECONDS`, on a blocking thread.
-pub fn spawn_background(pool: DbPool, settings: Settings) {
+pub fn spawn_background(
+    pool: DbPool,
+    settings: Settings,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
+) {
     let every = settings.retention.purge_interval_seconds;
     if every == 0 {
         return;
@@ -107,7 +111,10 @@ pub fn spawn_background(pool: DbPool, settings: Settings) {
             })
             .await;
             match outcome {
-                Ok(Ok(report)) => tracing::info!(%report, "purge finished"),
+                Ok(Ok(report)) => {
+                    metrics.expired(report.expired);
+                    tracing::info!(%report, "purge finished");
+                }
                 Ok(Err(error)) => {
                     tracing::warn!(%error, "purge failed; will retry at the next interval")
                 }

@@ -13,7 +13,9 @@ use actix_web::http::{header, Method};
 use actix_web::middleware::{
     from_fn, DefaultHeaders, ErrorHandlers, Next, NormalizePath, TrailingSlash,
 };
+use actix_web::HttpMessage;
 use actix_web::{web, App, HttpServer};
+use tracing_actix_web::{RequestId, TracingLogger};
 
 use crate::auth::session::resend_renewed_cookie;
 use crate::config::{ConfigError, Settings};
@@ -59,6 +61,8 @@ impl StartupError {
 pub struct Application {
     port: u16,
     server: Server,
+    /// `/metrics` on `METRICS_BIND_ADDR`, when that is set.
+    metrics_server: Option<(Server, u16)>,
 }
 
 impl Application {
@@ -80,21 +84,39 @@ impl Application {
             })?;
         let addr = listener.local_addr()?;
 
-        crate::purge::spawn_background(pool.clone(), settings.clone());
         let state = web::Data::new(AppState::new(pool, &settings));
+        crate::purge::spawn_background(
+            state.pool().clone(),
+            settings.clone(),
+            state.metrics.clone(),
+        );
+        let metrics_apart = match (&settings.metrics_bind_addr, settings.metrics_enabled) {
+            (Some(metrics_addr), true) => Some(metrics_server(metrics_addr, state.clone())?),
+            _ => None,
+        };
+        let metrics_here = settings.metrics_enabled && metrics_apart.is_none();
         let origins = settings.allowed_origins.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
                 .configure(routes::configure)
+                .configure(|cfg| {
+                    if metrics_here {
+                        cfg.service(
+                            web::resource("/metrics").route(web::get().to(crate::metrics::render)),
+                        );
+                    }
+                })
                 .default_service(web::to(routes::not_found))
                 .wrap(from_fn(resend_renewed_cookie))
                 .wrap(from_fn(refuse_cross_site))
                 .wrap(cors(&origins))
                 .wrap(ErrorHandlers::new().default_handler(json_error_handler))
                 .wrap(DefaultHeaders::new().add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")))
+                .wrap(from_fn(crate::metrics::record_request))
                 .wrap(NormalizePath::new(TrailingSlash::Trim))
                 .wrap(from_fn(log_request))
+                .wrap(TracingLogger::default())
         })
         .workers(settings.workers)
         .listen(listener)?
@@ -104,7 +126,13 @@ impl Application {
         Ok(Self {
             port: addr.port(),
             server,
+            metrics_server: metrics_apart,
         })
+    }
+
+    /// The port of the separate `/metrics` listener, when `METRICS_BIND_ADDR` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_server.as_ref().map(|(_, port)| *port)
     }
 
     pub fn port(&self) -> u16 {
@@ -113,8 +141,33 @@ impl Application {
 
     /// Serves until the process is told to stop (SIGINT/SIGTERM), finishing in-flight requests.
     pub async fn run_until_stopped(self) -> io::Result<()> {
-        self.server.await
+        match self.metrics_server {
+            Some((metrics, _)) => {
+                let (main, metrics) = futures_util::future::join(self.server, metrics).await;
+                main.and(metrics)
+            }
+            None => self.server.await,
+        }
     }
+}
+
+/// `/metrics` alone on its own address, so it can stay off the public port.
+fn metrics_server(addr: &str, state: web::Data<AppState>) -> Result<(Server, u16), StartupError> {
+    let listener = TcpListener::bind(addr).map_err(|source| StartupError::Bind {
+        addr: addr.to_owned(),
+        source,
+    })?;
+    let port = listener.local_addr()?.port();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .service(web::resource("/metrics").route(web::get().to(crate::metrics::render)))
+            .default_service(web::to(routes::not_found))
+    })
+    .workers(1)
+    .listen(listener)?
+    .run();
+    Ok((server, port))
 }
 
 /// Credentials are allowed, so origins must be listed exactly; any other origin gets no
@@ -145,7 +198,12 @@ async fn log_request(
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.path().to_owned();
-    let res = next.call(req).await?;
+    let request_id = req.extensions().get::<RequestId>().map(|id| id.to_string());
+    let mut res = next.call(req).await?;
+    if let Some(value) = request_id.and_then(|id| header::HeaderValue::from_str(&id).ok()) {
+        res.headers_mut()
+            .insert(header::HeaderName::from_static("x-request-id"), value);
+    }
     tracing::info!(
         %method,
         %path,

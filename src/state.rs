@@ -13,6 +13,7 @@ use crate::db::{DbConnection, DbError, DbPool};
 pub struct AppState {
     pool: DbPool,
     pub settings: Settings,
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     pub hasher: PasswordHasher,
     pub cookies: SessionCookies,
     pub sessions: SessionSettings,
@@ -24,6 +25,7 @@ impl AppState {
         Self {
             pool,
             settings: settings.clone(),
+            metrics: std::sync::Arc::new(crate::metrics::Metrics::new()),
             hasher: PasswordHasher::new(settings.argon2_max_concurrency),
             cookies: SessionCookies::new(settings.cookie.clone()),
             sessions: settings.session,
@@ -39,6 +41,11 @@ impl AppState {
     pub async fn record(&self, events: Vec<NewEvent>) {
         if events.is_empty() {
             return;
+        }
+        for event in &events {
+            if let Some(kind) = crate::db::events::EventKind::parse(event.kind) {
+                self.metrics.observe(kind);
+            }
         }
         if let Err(error) = self
             .db(move |conn| events::insert_many(conn, &events))

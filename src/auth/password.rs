@@ -4,6 +4,7 @@
 //! logins would take memory and every blocking thread. A semaphore lets `max_concurrency` run at
 //! once; the rest wait asynchronously, holding no memory beyond their request.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use actix_web::web;
@@ -22,6 +23,8 @@ pub struct PasswordHasher {
     /// A real hash of a random password, verified against when the username is unknown so that
     /// "no such user" costs the same as "wrong password".
     dummy_hash: Arc<str>,
+    /// Computations waiting for a permit or running.
+    in_flight: Arc<AtomicUsize>,
 }
 
 impl PasswordHasher {
@@ -31,6 +34,7 @@ impl PasswordHasher {
         Self {
             permits: Arc::new(Semaphore::new(max_concurrency.max(1))),
             dummy_hash: dummy_hash.into(),
+            in_flight: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -66,9 +70,14 @@ impl PasswordHasher {
         Ok(known && matches)
     }
 
-    /// How many computations are waiting for a permit or running (for metrics and tests).
+    /// Permits not taken right now.
     pub fn available_permits(&self) -> usize {
         self.permits.available_permits()
+    }
+
+    /// How many computations are waiting for a permit or running (the argon2 queue depth).
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
     }
 
     async fn run<T, F>(&self, work: F) -> Result<T, ApiError>
@@ -76,6 +85,7 @@ impl PasswordHasher {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
+        let queued = InFlight::enter(&self.in_flight);
         let permit = Arc::clone(&self.permits)
             .acquire_owned()
             .await
@@ -85,10 +95,27 @@ impl PasswordHasher {
         web::block(move || {
             let result = work();
             drop(permit);
+            drop(queued);
             result
         })
         .await
         .map_err(|_| ApiError::Internal("argon2 worker thread failed".into()))
+    }
+}
+
+/// Counts one computation from the moment it queues until its work ends (or it is abandoned).
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn enter(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(counter))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -154,6 +154,11 @@ async fn verify(req: &HttpRequest) -> Result<CurrentSession, ApiError> {
         })
         .await?;
 
+    match &outcome {
+        Some((Verdict::Expire, ..)) => state.metrics.observe(EventKind::SessionExpired),
+        Some((Verdict::Mismatch, ..)) => state.metrics.observe(EventKind::FingerprintMismatch),
+        _ => {}
+    }
     match outcome {
         Some((Verdict::Accept { renew_until, .. }, mut session, user, now)) => {
             if let Some(expires_at) = renew_until {

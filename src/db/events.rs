@@ -37,6 +37,23 @@ impl EventKind {
             Self::AccountDeleted => "account_deleted",
         }
     }
+
+    pub const ALL: [Self; 10] = [
+        Self::Register,
+        Self::Login,
+        Self::LoginFailed,
+        Self::LoginThrottled,
+        Self::Logout,
+        Self::SessionRevoked,
+        Self::PasswordChanged,
+        Self::FingerprintMismatch,
+        Self::SessionExpired,
+        Self::AccountDeleted,
+    ];
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
 }
 
 #[derive(Debug, Clone, Insertable)]

@@ -347,3 +347,12 @@ pub fn revoke_any_batch(
         .load(conn)?;
     revoke_ids(conn, &ids, reason, now)
 }
+
+/// How many sessions are active and not past expiry.
+pub fn count_active(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<i64> {
+    sessions::table
+        .filter(sessions::status.eq(SessionStatus::Active.as_str()))
+        .filter(sessions::expires_at.gt(now))
+        .count()
+        .get_result(conn)
+}
