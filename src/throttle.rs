@@ -5,6 +5,9 @@
 //! `LOGIN_MAX_FAILURES_PER_IP` failures is refused for every username until the oldest of them
 //! leaves the window. While locked, the password is not even checked, so the answer is no oracle.
 
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
 use chrono::{Duration, NaiveDateTime};
 
 use crate::auth::client::ClientInfo;
@@ -56,12 +59,44 @@ pub struct Attempt {
     id: Option<i64>,
     username_key: String,
     ip: String,
+    /// Held until the attempt ends, so this instance checks one password per pair at a time.
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
-/// Starts a password check for `username_key` from `client`: records it as a failure first,
-/// then counts the failures recorded before it (in-flight ones included, so a parallel burst
-/// cannot slip past the limit), and refuses with 429 (recording `login_throttled`) when the pair
-/// or the IP is locked. Throttled attempts are not failures: their row is removed.
+/// Striped locks over (username, IP) pairs: attempts for one pair take turns on this instance,
+/// so each sees the outcome of the one before it and a parallel burst cannot outrun the count.
+/// Unrelated pairs rarely share a stripe, and then only wait for each other briefly.
+pub struct PairLocks(Vec<Arc<tokio::sync::Mutex<()>>>);
+
+impl PairLocks {
+    const STRIPES: usize = 256;
+
+    pub fn new() -> Self {
+        Self(
+            (0..Self::STRIPES)
+                .map(|_| Arc::new(tokio::sync::Mutex::new(())))
+                .collect(),
+        )
+    }
+
+    async fn turn(&self, username_key: &str, ip: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (username_key, ip).hash(&mut hasher);
+        let stripe = (hasher.finish() % Self::STRIPES as u64) as usize;
+        Arc::clone(&self.0[stripe]).lock_owned().await
+    }
+}
+
+impl Default for PairLocks {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Starts a password check for `username_key` from `client`: waits for the pair's turn on this
+/// instance, records the attempt as pending (so attempts on other instances count it too), counts
+/// the failures before it, and refuses with 429 (recording `login_throttled`) when the pair or
+/// the IP is locked. Throttled attempts are not failures: their row is removed.
 pub async fn begin_login(
     state: &AppState,
     username_key: &str,
@@ -74,8 +109,10 @@ pub async fn begin_login(
             id: None,
             username_key: key,
             ip,
+            _turn: None,
         });
     }
+    let turn = state.login_locks.turn(&key, &ip).await;
     let (k, i) = (key.clone(), ip.clone());
     let (id, retry_after) = state
         .db(move |conn| {
@@ -96,8 +133,10 @@ pub async fn begin_login(
             id: Some(id),
             username_key: key,
             ip,
+            _turn: Some(turn),
         });
     };
+    drop(turn);
     tracing::info!(ip = %client.ip, retry_after, "login throttled");
     // Attach the event to the account when there is one, so its owner sees the attack.
     let lookup = key.clone();
@@ -136,8 +175,16 @@ impl Attempt {
         Ok(())
     }
 
-    /// The password was wrong: the recorded failure stays.
-    pub fn failed(self) {}
+    /// The password was wrong: the pending row becomes a failure.
+    pub async fn failed(self, state: &AppState) -> Result<(), ApiError> {
+        let Some(id) = self.id else {
+            return Ok(());
+        };
+        state
+            .db(move |conn| login_failures::confirm(conn, id))
+            .await?;
+        Ok(())
+    }
 }
 
 /// Refuses a registration with 429 when this IP has registered too often in the window (counted

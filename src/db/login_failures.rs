@@ -16,8 +16,14 @@ pub struct FailureCount {
     pub newest: Option<NaiveDateTime>,
 }
 
-/// Records an attempt as a failure before its password is checked (so that a burst of parallel
-/// attempts sees itself); returns the row id, to be deleted if the attempt turns out fine.
+/// `cleared` values: a failure that counts, one forgiven by a later success (still counted per
+/// IP), and an attempt whose password is being checked right now.
+pub const FAILED: i32 = 0;
+pub const FORGIVEN: i32 = 1;
+pub const PENDING: i32 = 2;
+
+/// Records an attempt as pending before its password is checked, so that parallel attempts for
+/// the same pair count it; returns the row id, to be confirmed as a failure or deleted.
 pub fn record(
     conn: &mut DbConnection,
     username_key: &str,
@@ -29,10 +35,17 @@ pub fn record(
             login_failures::username_key.eq(username_key),
             login_failures::ip.eq(ip),
             login_failures::created_at.eq(now),
-            login_failures::cleared.eq(0),
+            login_failures::cleared.eq(PENDING),
         ))
         .returning(login_failures::id)
         .get_result(conn)
+}
+
+/// The pending attempt `id` failed: it now counts for the pair and the IP.
+pub fn confirm(conn: &mut DbConnection, id: i64) -> QueryResult<usize> {
+    diesel::update(login_failures::table.filter(login_failures::id.eq(id)))
+        .set(login_failures::cleared.eq(FAILED))
+        .execute(conn)
 }
 
 /// Removes one recorded attempt (it succeeded, or was refused before being tried).
@@ -40,7 +53,8 @@ pub fn delete(conn: &mut DbConnection, id: i64) -> QueryResult<usize> {
     diesel::delete(login_failures::table.filter(login_failures::id.eq(id))).execute(conn)
 }
 
-/// Uncleared failures for this username from this IP since `since`, except the row `exclude`.
+/// Failures (and attempts still pending) for this username from this IP since `since`, except
+/// the row `exclude`; failures forgiven by a success do not count.
 pub fn count_for_pair(
     conn: &mut DbConnection,
     username_key: &str,
@@ -52,7 +66,7 @@ pub fn count_for_pair(
         .filter(login_failures::id.ne(exclude))
         .filter(login_failures::username_key.eq(username_key))
         .filter(login_failures::ip.eq(ip))
-        .filter(login_failures::cleared.eq(0))
+        .filter(login_failures::cleared.ne(FORGIVEN))
         .filter(login_failures::created_at.gt(since))
         .select((
             count_star(),
@@ -67,7 +81,8 @@ pub fn count_for_pair(
     })
 }
 
-/// All failures from this IP since `since`, whatever the username, cleared or not, except `exclude`.
+/// All failures from this IP since `since`, whatever the username, forgiven or not, except
+/// `exclude`; attempts still pending do not count (they are not known to be failures).
 pub fn count_for_ip(
     conn: &mut DbConnection,
     ip: &str,
@@ -77,6 +92,7 @@ pub fn count_for_ip(
     let (count, oldest, newest) = login_failures::table
         .filter(login_failures::id.ne(exclude))
         .filter(login_failures::ip.eq(ip))
+        .filter(login_failures::cleared.ne(PENDING))
         .filter(login_failures::created_at.gt(since))
         .select((
             count_star(),
@@ -97,9 +113,9 @@ pub fn clear_pair(conn: &mut DbConnection, username_key: &str, ip: &str) -> Quer
         login_failures::table
             .filter(login_failures::username_key.eq(username_key))
             .filter(login_failures::ip.eq(ip))
-            .filter(login_failures::cleared.eq(0)),
+            .filter(login_failures::cleared.eq(FAILED)),
     )
-    .set(login_failures::cleared.eq(1))
+    .set(login_failures::cleared.eq(FORGIVEN))
     .execute(conn)
 }
 
