@@ -109,7 +109,7 @@ pub async fn login(
         Some(user) if verified => user,
         user => {
             tracing::info!(ip = %client.ip, "login failed");
-            attempt.failed();
+            attempt.failed(&state).await?;
             let user_id = user.map(|u| u.id);
             state
                 .record(vec![event(EventKind::LoginFailed, user_id, None, &client)])

@@ -178,7 +178,7 @@ pub(super) async fn confirm_password(
     {
         return attempt.succeeded(state).await;
     }
-    attempt.failed();
+    attempt.failed(state).await?;
     state
         .record(vec![event(
             EventKind::LoginFailed,
