@@ -94,9 +94,11 @@ impl Default for PairLocks {
 }
 
 /// Starts a password check for `username_key` from `client`: waits for the pair's turn on this
-/// instance, records the attempt as pending (so attempts on other instances count it too), counts
-/// the failures before it, and refuses with 429 (recording `login_throttled`) when the pair or
-/// the IP is locked. Throttled attempts are not failures: their row is removed.
+/// instance (so each attempt sees the outcome of the one before), records it as pending, counts
+/// the failures, and refuses with 429 (recording `login_throttled`) when the pair or the IP is
+/// locked. Throttled attempts are not failures: their row is removed. Across N instances a burst
+/// can overshoot the pair limit by at most N-1 attempts; legitimate concurrent logins never wait
+/// on each other's outcome.
 pub async fn begin_login(
     state: &AppState,
     username_key: &str,

@@ -22,8 +22,9 @@ pub const FAILED: i32 = 0;
 pub const FORGIVEN: i32 = 1;
 pub const PENDING: i32 = 2;
 
-/// Records an attempt as pending before its password is checked, so that parallel attempts for
-/// the same pair count it; returns the row id, to be confirmed as a failure or deleted.
+/// Records an attempt as pending before its password is checked; returns the row id, to be
+/// confirmed as a failure or deleted. (A process that dies mid-check leaves it pending, which
+/// counts for nothing and is purged with the window.)
 pub fn record(
     conn: &mut DbConnection,
     username_key: &str,
@@ -53,8 +54,8 @@ pub fn delete(conn: &mut DbConnection, id: i64) -> QueryResult<usize> {
     diesel::delete(login_failures::table.filter(login_failures::id.eq(id))).execute(conn)
 }
 
-/// Failures (and attempts still pending) for this username from this IP since `since`, except
-/// the row `exclude`; failures forgiven by a success do not count.
+/// Failures for this username from this IP since `since`, except the row `exclude`; failures
+/// forgiven by a success and attempts still pending (possibly right) do not count.
 pub fn count_for_pair(
     conn: &mut DbConnection,
     username_key: &str,
@@ -66,7 +67,7 @@ pub fn count_for_pair(
         .filter(login_failures::id.ne(exclude))
         .filter(login_failures::username_key.eq(username_key))
         .filter(login_failures::ip.eq(ip))
-        .filter(login_failures::cleared.ne(FORGIVEN))
+        .filter(login_failures::cleared.eq(FAILED))
         .filter(login_failures::created_at.gt(since))
         .select((
             count_star(),

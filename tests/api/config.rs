@@ -277,6 +277,66 @@ async fn zero_counts_are_config_errors() {
 }
 
 #[tokio::test]
+async fn bad_session_management_settings_are_config_errors() {
+    for name in [
+        "FRESH_SESSION_SECONDS",
+        "MAX_SESSIONS_PER_USER",
+        "LOGIN_MAX_FAILURES",
+        "LOGIN_WINDOW_SECONDS",
+        "LOGIN_LOCKOUT_SECONDS",
+        "LOGIN_LOCKOUT_MAX_SECONDS",
+        "LOGIN_MAX_FAILURES_PER_IP",
+        "REGISTER_MAX_PER_IP",
+        "REGISTER_WINDOW_SECONDS",
+        "PURGE_INTERVAL_SECONDS",
+        "SESSION_RETENTION_DAYS",
+        "EVENT_RETENTION_DAYS",
+        "PURGE_BATCH_SIZE",
+    ] {
+        assert_config_error(&[(name, "many")], &[name]).await;
+        assert_config_error(&[(name, "-1")], &[name]).await;
+    }
+    for value in ["10.0.0.0/33", "not-an-address", "10.0.0.0/8, 999.1.1.1"] {
+        assert_config_error(&[("TRUSTED_PROXIES", value)], &["TRUSTED_PROXIES"]).await;
+    }
+    for value in ["https://auth.example.test/path", "auth.example.test", "*"] {
+        assert_config_error(&[("PUBLIC_ORIGIN", value)], &["PUBLIC_ORIGIN"]).await;
+    }
+}
+
+/// Every issue-3 setting is in `.env.example`, commented out, with the default of design-v3.md.
+#[test]
+fn env_example_lists_every_session_management_setting_with_its_default() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(".env.example");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    for (name, default) in [
+        ("FRESH_SESSION_SECONDS", "600"),
+        ("MAX_SESSIONS_PER_USER", "20"),
+        ("LOGIN_MAX_FAILURES", "5"),
+        ("LOGIN_WINDOW_SECONDS", "900"),
+        ("LOGIN_LOCKOUT_SECONDS", "60"),
+        ("LOGIN_LOCKOUT_MAX_SECONDS", "900"),
+        ("LOGIN_MAX_FAILURES_PER_IP", "50"),
+        ("REGISTER_MAX_PER_IP", "20"),
+        ("REGISTER_WINDOW_SECONDS", "3600"),
+        ("TRUSTED_PROXIES", ""),
+        ("PUBLIC_ORIGIN", ""),
+        ("PURGE_INTERVAL_SECONDS", "3600"),
+        ("SESSION_RETENTION_DAYS", "30"),
+        ("EVENT_RETENTION_DAYS", "90"),
+        ("PURGE_BATCH_SIZE", "1000"),
+    ] {
+        let expected = format!("# {name}={default}");
+        assert!(
+            lines.contains(&expected.as_str()),
+            ".env.example has no line {expected:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn invalid_cookie_domain_is_a_config_error() {
     for value in ["https://example.test", "exa mple.test", "example.test/path"] {
         assert_config_error(&[("COOKIE_DOMAIN", value)], &["COOKIE_DOMAIN"]).await;

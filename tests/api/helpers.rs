@@ -114,6 +114,10 @@ pub enum TestDb {
         name: String,
         url: String,
     },
+    /// Another test's PostgreSQL database, used by a second server (not dropped here).
+    SharedPostgres {
+        url: String,
+    },
 }
 
 impl TestDb {
@@ -157,7 +161,7 @@ impl TestDb {
     pub fn app_url(&self) -> String {
         match self {
             TestDb::Sqlite { path, .. } => path.to_str().expect("utf-8 temp path").to_owned(),
-            TestDb::Postgres { url, .. } => url.clone(),
+            TestDb::Postgres { url, .. } | TestDb::SharedPostgres { url } => url.clone(),
         }
     }
 
@@ -165,7 +169,7 @@ impl TestDb {
     pub fn pg_name(&self) -> &str {
         match self {
             TestDb::Postgres { name, .. } => name,
-            TestDb::Sqlite { .. } => panic!("not a PostgreSQL test database"),
+            _ => panic!("not a PostgreSQL test database of its own"),
         }
     }
 
@@ -173,7 +177,7 @@ impl TestDb {
     pub fn pg_admin(&self) -> PgConnection {
         match self {
             TestDb::Postgres { admin_url, .. } => admin_connection(admin_url),
-            TestDb::Sqlite { .. } => panic!("not a PostgreSQL test database"),
+            _ => panic!("not a PostgreSQL test database of its own"),
         }
     }
 
@@ -187,7 +191,7 @@ impl TestDb {
                     .expect("setting busy_timeout");
                 DbConn::Sqlite(conn)
             }
-            TestDb::Postgres { url, .. } => DbConn::Pg(
+            TestDb::Postgres { url, .. } | TestDb::SharedPostgres { url } => DbConn::Pg(
                 PgConnection::establish(url).expect("connecting to the test PostgreSQL database"),
             ),
         }
@@ -239,6 +243,14 @@ pub struct SessionRow {
     pub expires_at: NaiveDateTime,
     #[diesel(sql_type = Nullable<Timestamp>)]
     pub last_seen_at: Option<NaiveDateTime>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub user_agent: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub ip: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub revoked_reason: Option<String>,
+    #[diesel(sql_type = Nullable<Timestamp>)]
+    pub revoked_at: Option<NaiveDateTime>,
 }
 
 #[derive(QueryableByName, Debug, Clone)]
@@ -256,9 +268,22 @@ pub struct UserRow {
 }
 
 const SESSIONS_SQL: &str = "SELECT id, user_id, token_hash, status, client_fingerprint, \
-     created_at, expires_at, last_seen_at FROM sessions ORDER BY created_at, id";
+     created_at, expires_at, last_seen_at, user_agent, ip, revoked_reason, revoked_at \
+     FROM sessions ORDER BY created_at, id";
 const USERS_SQL: &str =
     "SELECT id, username, username_key, password_hash, created_at FROM users ORDER BY id";
+
+macro_rules! bind_arg {
+    ($query:expr, $arg:expr) => {
+        match $arg {
+            Arg::Text(v) => $query.bind::<Text, _>(v.clone()),
+            Arg::OptText(v) => $query.bind::<Nullable<Text>, _>(v.clone()),
+            Arg::Int(v) => $query.bind::<BigInt, _>(*v),
+            Arg::Time(v) => $query.bind::<Timestamp, _>(*v),
+            Arg::OptTime(v) => $query.bind::<Nullable<Timestamp>, _>(*v),
+        }
+    };
+}
 
 pub enum DbConn {
     Sqlite(SqliteConnection),
@@ -283,6 +308,153 @@ impl DbConn {
         }
         .expect("reading the users table")
     }
+
+    /// Runs one statement with bound arguments. `sql` uses `?` placeholders on both
+    /// backends (rewritten to `$n` for PostgreSQL); returns the number of rows affected.
+    #[track_caller]
+    pub fn execute(&mut self, sql: &str, args: &[Arg]) -> usize {
+        macro_rules! run {
+            ($conn:expr, $sql:expr, $db:ty) => {{
+                let mut query = diesel::sql_query($sql).into_boxed::<$db>();
+                for arg in args {
+                    query = bind_arg!(query, arg);
+                }
+                query.execute($conn)
+            }};
+        }
+        match self {
+            DbConn::Sqlite(conn) => run!(conn, sql.to_owned(), diesel::sqlite::Sqlite),
+            DbConn::Pg(conn) => run!(conn, pg_placeholders(sql), diesel::pg::Pg),
+        }
+        .unwrap_or_else(|e| panic!("{sql} failed: {e}"))
+    }
+
+    /// Runs a query with bound arguments (`?` placeholders, as for `execute`).
+    #[track_caller]
+    pub fn query<T>(&mut self, sql: &str, args: &[Arg]) -> Vec<T>
+    where
+        T: QueryableByName<diesel::sqlite::Sqlite> + QueryableByName<diesel::pg::Pg> + 'static,
+    {
+        macro_rules! run {
+            ($conn:expr, $sql:expr, $db:ty) => {{
+                let mut query = diesel::sql_query($sql).into_boxed::<$db>();
+                for arg in args {
+                    query = bind_arg!(query, arg);
+                }
+                query.load::<T>($conn)
+            }};
+        }
+        match self {
+            DbConn::Sqlite(conn) => run!(conn, sql.to_owned(), diesel::sqlite::Sqlite),
+            DbConn::Pg(conn) => run!(conn, pg_placeholders(sql), diesel::pg::Pg),
+        }
+        .unwrap_or_else(|e| panic!("{sql} failed: {e}"))
+    }
+
+    /// `SELECT COUNT(*) ...` (the statement must name its count column `n`).
+    #[track_caller]
+    pub fn count(&mut self, sql: &str, args: &[Arg]) -> i64 {
+        let rows: Vec<Count> = self.query(sql, args);
+        rows.first()
+            .unwrap_or_else(|| panic!("{sql} returned no row"))
+            .n
+    }
+
+    pub fn events(&mut self) -> Vec<EventRow> {
+        self.query(EVENTS_SQL, &[])
+    }
+
+    pub fn failures(&mut self) -> Vec<FailureRow> {
+        self.query(FAILURES_SQL, &[])
+    }
+}
+
+/// A bound argument for [`DbConn::execute`] and [`DbConn::query`].
+#[derive(Debug, Clone)]
+pub enum Arg {
+    Text(String),
+    OptText(Option<String>),
+    Int(i64),
+    Time(NaiveDateTime),
+    OptTime(Option<NaiveDateTime>),
+}
+
+pub fn text(value: &str) -> Arg {
+    Arg::Text(value.to_owned())
+}
+
+pub fn time(value: NaiveDateTime) -> Arg {
+    Arg::Time(value)
+}
+
+/// `?` -> `$1`, `$2`, ... (the statements used here have no `?` inside literals).
+fn pg_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push_str(&format!("${n}"));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[derive(QueryableByName, Debug)]
+pub struct Count {
+    #[diesel(sql_type = BigInt)]
+    pub n: i64,
+}
+
+#[derive(QueryableByName, Debug, Clone)]
+pub struct EventRow {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub user_id: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub session_id: Option<String>,
+    #[diesel(sql_type = Text)]
+    pub kind: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub ip: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub user_agent: Option<String>,
+    #[diesel(sql_type = Timestamp)]
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(QueryableByName, Debug, Clone)]
+pub struct FailureRow {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = Text)]
+    pub username_key: String,
+    #[diesel(sql_type = Text)]
+    pub ip: String,
+    #[diesel(sql_type = Timestamp)]
+    pub created_at: NaiveDateTime,
+    #[diesel(sql_type = BigInt)]
+    pub cleared: i64,
+}
+
+const EVENTS_SQL: &str =
+    "SELECT id, user_id, session_id, kind, ip, user_agent, created_at FROM auth_events ORDER BY id";
+const FAILURES_SQL: &str = "SELECT id, username_key, ip, created_at, \
+     CAST(cleared AS BIGINT) AS cleared FROM login_failures ORDER BY id";
+
+/// UTC now, naive, as the service stores times.
+pub fn utc_now() -> NaiveDateTime {
+    chrono::Utc::now().naive_utc()
+}
+
+/// Asserts `t` is within two minutes of now.
+#[track_caller]
+pub fn assert_about_now(t: NaiveDateTime, what: &str) {
+    let skew = (utc_now() - t).num_seconds().abs();
+    assert!(skew < 120, "{what} {t} is not about now ({})", utc_now());
 }
 
 // ---------------------------------------------------------------------------
@@ -295,6 +467,8 @@ pub struct TestApp {
     /// A client without a cookie store: cookies are sent explicitly.
     pub raw: reqwest::Client,
     pub cookie_name: String,
+    /// The configuration the server was given.
+    pub vars: HashMap<String, String>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     // Dropped after the server task is aborted (field order matters).
     pub db: TestDb,
@@ -334,7 +508,24 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 }
 
 pub async fn spawn_app_with(backend: Backend, overrides: &[(&str, &str)]) -> TestApp {
-    let db = TestDb::create(backend);
+    spawn_app_on(TestDb::create(backend), overrides).await
+}
+
+/// A second server on the PostgreSQL database of `first` (two instances, one database).
+pub async fn spawn_second_app(first: &TestApp, overrides: &[(&str, &str)]) -> TestApp {
+    let url = match &first.db {
+        TestDb::Postgres { url, .. } | TestDb::SharedPostgres { url } => url.clone(),
+        TestDb::Sqlite { .. } => panic!("a second server needs PostgreSQL"),
+    };
+    spawn_app_on(TestDb::SharedPostgres { url }, overrides).await
+}
+
+pub fn settings_from(vars: &HashMap<String, String>) -> tessera::config::Settings {
+    tessera::config::Settings::from_lookup(|name: &str| vars.get(name).cloned())
+        .unwrap_or_else(|e| panic!("the test settings {vars:?} were refused: {e}"))
+}
+
+async fn spawn_app_on(db: TestDb, overrides: &[(&str, &str)]) -> TestApp {
     let mut vars = base_settings(&db.app_url());
     for (name, value) in overrides {
         vars.insert((*name).to_owned(), (*value).to_owned());
@@ -343,8 +534,7 @@ pub async fn spawn_app_with(backend: Backend, overrides: &[(&str, &str)]) -> Tes
         .get("COOKIE_NAME")
         .cloned()
         .unwrap_or_else(|| DEFAULT_COOKIE.to_owned());
-    let settings = tessera::config::Settings::from_lookup(|name: &str| vars.get(name).cloned())
-        .unwrap_or_else(|e| panic!("the test settings {vars:?} were refused: {e}"));
+    let settings = settings_from(&vars);
     let app = tessera::startup::Application::build(settings)
         .await
         .unwrap_or_else(|e| panic!("the application did not start: {e}"));
@@ -355,6 +545,7 @@ pub async fn spawn_app_with(backend: Backend, overrides: &[(&str, &str)]) -> Tes
         client: http_client(true),
         raw: http_client(false),
         cookie_name,
+        vars,
         server,
         db,
     }
@@ -568,6 +759,147 @@ impl TestApp {
         self.db.connect()
     }
 
+    /// The server's settings, for library entry points such as `tessera::purge::run`.
+    pub fn settings(&self) -> tessera::config::Settings {
+        settings_from(&self.vars)
+    }
+
+    pub fn events(&self) -> Vec<EventRow> {
+        self.db().events()
+    }
+
+    pub fn failures(&self) -> Vec<FailureRow> {
+        self.db().failures()
+    }
+
+    /// The session row with this id.
+    #[track_caller]
+    pub fn session_by_id(&self, id: &str) -> SessionRow {
+        let rows = self.sessions();
+        rows.iter()
+            .find(|row| row.id == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no session row {id} among {rows:?}"))
+    }
+
+    /// Sets a timestamp column of the session with this token (direct SQL).
+    #[track_caller]
+    pub fn set_session_time(&self, token: &str, column: &str, value: NaiveDateTime) {
+        let sql = format!("UPDATE sessions SET {column} = ? WHERE token_hash = ?");
+        let changed = self
+            .db()
+            .execute(&sql, &[time(value), text(&sha256_hex(token))]);
+        assert_eq!(changed, 1, "{sql}: no such session");
+    }
+
+    /// Moves the session's `created_at` `seconds` into the past (it stops being fresh).
+    #[track_caller]
+    pub fn age_session(&self, token: &str, seconds: i64) {
+        let created = self.session_for(token).created_at;
+        self.set_session_time(
+            token,
+            "created_at",
+            created - chrono::Duration::seconds(seconds),
+        );
+    }
+
+    /// Any request with the raw client: optional session token, optional JSON body,
+    /// extra headers.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let mut request = self.raw.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.header(COOKIE, self.cookie_header(token));
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = with_headers(request, headers)
+            .send()
+            .await
+            .expect("request failed");
+        Answer::read(response).await
+    }
+
+    /// GET /users/me/sessions with the token.
+    pub async fn list_sessions(&self, token: &str, headers: &[(&str, &str)]) -> Answer {
+        self.call(
+            reqwest::Method::GET,
+            "/users/me/sessions",
+            Some(token),
+            None,
+            headers,
+        )
+        .await
+    }
+
+    /// DELETE /users/me/sessions/{id} with the token and an optional JSON body.
+    pub async fn revoke_session(&self, token: &str, id: &str, body: Option<&Value>) -> Answer {
+        let path = format!("/users/me/sessions/{id}");
+        self.call(reqwest::Method::DELETE, &path, Some(token), body, &[])
+            .await
+    }
+
+    /// DELETE /users/me/sessions with the token and an optional JSON body.
+    pub async fn revoke_others(&self, token: &str, body: Option<&Value>) -> Answer {
+        self.call(
+            reqwest::Method::DELETE,
+            "/users/me/sessions",
+            Some(token),
+            body,
+            &[],
+        )
+        .await
+    }
+
+    /// POST /logout/all with the token.
+    pub async fn logout_all(&self, token: &str) -> Answer {
+        self.call(reqwest::Method::POST, "/logout/all", Some(token), None, &[])
+            .await
+    }
+
+    /// PUT /users/me/password with the token.
+    pub async fn change_password(&self, token: &str, current: &str, new: &str) -> Answer {
+        let body = json!({ "current_password": current, "new_password": new });
+        self.call(
+            reqwest::Method::PUT,
+            "/users/me/password",
+            Some(token),
+            Some(&body),
+            &[],
+        )
+        .await
+    }
+
+    /// DELETE /users/me with the token and `{"password"}`.
+    pub async fn delete_account(&self, token: &str, password: &str) -> Answer {
+        let body = json!({ "password": password });
+        self.call(
+            reqwest::Method::DELETE,
+            "/users/me",
+            Some(token),
+            Some(&body),
+            &[],
+        )
+        .await
+    }
+
+    /// GET /users/me/events (with `?query` when given).
+    pub async fn list_events(&self, token: &str, query: Option<&str>) -> Answer {
+        let path = match query {
+            Some(query) => format!("/users/me/events?{query}"),
+            None => "/users/me/events".to_owned(),
+        };
+        self.call(reqwest::Method::GET, &path, Some(token), None, &[])
+            .await
+    }
+
     pub fn sessions(&self) -> Vec<SessionRow> {
         self.db().sessions()
     }
@@ -767,4 +1099,98 @@ pub fn assert_user_json(user: &Value, username: &str) {
         age.num_seconds().abs() < 600,
         "created_at {created} is not about now"
     );
+}
+
+// ---------------------------------------------------------------------------
+// Session management (issue 3)
+
+pub const NEW_PASSWORD: &str = "a much better passphrase";
+pub const INCORRECT_PASSWORD: &str = "Incorrect password.";
+pub const REAUTH_REQUIRED: &str =
+    "Re-authentication required: send your password, or sign in again.";
+pub const SESSION_NOT_FOUND: &str = "Session not found.";
+
+/// The `Retry-After` of an answer, in whole seconds (>= 1).
+#[track_caller]
+pub fn retry_after(answer: &Answer) -> i64 {
+    let value = answer
+        .header("retry-after")
+        .unwrap_or_else(|| panic!("no Retry-After in {:?}", answer.headers));
+    let seconds: i64 = value
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("Retry-After {value:?} is not whole seconds: {e}"));
+    assert!(seconds >= 1, "Retry-After must be >= 1, got {seconds}");
+    seconds
+}
+
+/// A 429 of the login throttle: the error shape, `Retry-After`, the contract's detail naming
+/// the same number of seconds, and no session cookie. Returns `Retry-After`.
+#[track_caller]
+pub fn assert_login_throttled(answer: &Answer) -> i64 {
+    let body = answer.problem(429);
+    let seconds = retry_after(answer);
+    assert_eq!(
+        body["detail"],
+        json!(format!(
+            "Too many failed login attempts; try again in {seconds} seconds."
+        )),
+        "429 detail"
+    );
+    assert!(
+        answer.set_cookies().iter().all(|c| c.value().is_empty()),
+        "a throttled answer must not start a session: {:?}",
+        answer.set_cookies()
+    );
+    seconds
+}
+
+/// `status = inactive`, `revoked_reason = reason`, `revoked_at` about now.
+#[track_caller]
+pub fn assert_revoked(row: &SessionRow, reason: &str) {
+    assert_eq!(row.status, "inactive", "{row:?}");
+    assert_eq!(
+        row.revoked_reason.as_deref(),
+        Some(reason),
+        "revoked_reason of {row:?}"
+    );
+    let at = row
+        .revoked_at
+        .unwrap_or_else(|| panic!("revoked_at is not set: {row:?}"));
+    assert_about_now(at, "revoked_at");
+}
+
+/// Still usable: `active`, never revoked.
+#[track_caller]
+pub fn assert_live(row: &SessionRow) {
+    assert_eq!(row.status, "active", "{row:?}");
+    assert_eq!(row.revoked_reason, None, "{row:?}");
+    assert_eq!(row.revoked_at, None, "{row:?}");
+}
+
+/// A string field that is RFC 3339 UTC with whole seconds and `Z`.
+#[track_caller]
+pub fn assert_rfc3339_z(value: &Value, what: &str) -> chrono::DateTime<chrono::FixedOffset> {
+    let text = value
+        .as_str()
+        .unwrap_or_else(|| panic!("{what} is not a string: {value}"));
+    assert!(
+        text.len() == 20 && text.ends_with('Z'),
+        "{what} must look like 2026-11-22T03:00:00Z, got {text:?}"
+    );
+    chrono::DateTime::parse_from_rfc3339(text)
+        .unwrap_or_else(|e| panic!("{what} {text:?} is not RFC 3339: {e}"))
+}
+
+/// The sorted keys of a JSON object.
+#[track_caller]
+pub fn keys_of(value: &Value) -> Vec<String> {
+    let mut keys: Vec<String> = value
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {value}"))
+        .keys()
+        .cloned()
+        .collect();
+    keys.sort_unstable();
+    keys
 }

@@ -13,7 +13,7 @@ backend_tests!(
     logout_with_unknown_cookie_is_200_and_clears_it,
     logout_twice_is_200_both_times,
     logout_ends_only_its_own_session,
-    logout_ignores_the_request_body,
+    logout_with_a_non_json_body_is_415,
 );
 
 async fn logout_returns_200_with_message_and_clears_the_cookie(backend: Backend) {
@@ -126,16 +126,33 @@ async fn logout_ends_only_its_own_session(backend: Backend) {
     assert_eq!(app.session_for(&bob).status, "active");
 }
 
-async fn logout_ignores_the_request_body(backend: Backend) {
+async fn logout_with_a_non_json_body_is_415(backend: Backend) {
     let app = spawn_app(backend).await;
     let token = app.user_session("alice").await;
-    // /logout takes no body, so its Content-Type does not matter.
+    // design-v3: every body must be JSON, so an HTML form can never reach /logout.
     let response = app
         .raw
         .post(app.url("/logout"))
         .header(COOKIE, app.cookie_header(&token))
         .header("content-type", "text/plain")
         .body("bye")
+        .send()
+        .await
+        .expect("request failed");
+    let answer = Answer::read(response).await;
+    answer.problem(415);
+    assert!(
+        answer.set_cookies().is_empty(),
+        "{:?}",
+        answer.set_cookies()
+    );
+    assert_eq!(app.session_for(&token).status, "active");
+    // A JSON body is accepted (and ignored).
+    let response = app
+        .raw
+        .post(app.url("/logout"))
+        .header(COOKIE, app.cookie_header(&token))
+        .json(&json!({ "anything": true }))
         .send()
         .await
         .expect("request failed");

@@ -4,13 +4,23 @@
 #[macro_use]
 mod helpers;
 
+mod account;
 mod config;
 mod cookies;
 mod cors;
+mod csrf;
 mod errors;
+mod events;
 mod health;
 mod login;
 mod logout;
 mod me;
+mod multi_instance;
+mod observability;
+mod password_change;
+mod purge;
 mod register;
+mod revocation;
+mod sessions;
 mod storage;
+mod throttle;

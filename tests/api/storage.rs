@@ -145,7 +145,8 @@ async fn username_key_is_lowercase_and_spelling_is_kept(backend: Backend) {
 }
 
 async fn fifty_concurrent_logins_yield_fifty_distinct_working_sessions(backend: Backend) {
-    let app = spawn_app(backend).await;
+    // 50 sessions of one user: beyond the default MAX_SESSIONS_PER_USER (20); 0 = no limit.
+    let app = spawn_app_with(backend, &[("MAX_SESSIONS_PER_USER", "0")]).await;
     let user = app.register_ok("alice", PASSWORD).await;
     let mut logins = tokio::task::JoinSet::new();
     for _ in 0..50 {
