@@ -12,6 +12,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod metrics;
+pub mod openapi;
 pub mod purge;
 pub mod routes;
 pub mod startup;

@@ -94,7 +94,7 @@ impl Application {
             (Some(metrics_addr), true) => Some(metrics_server(metrics_addr, state.clone())?),
             _ => None,
         };
-        let metrics_here = settings.metrics_enabled && metrics_apart.is_none();
+        let metrics_here = routes::serves_metrics(&settings);
         let origins = settings.allowed_origins.clone();
         let server = HttpServer::new(move || {
             App::new()
@@ -102,9 +102,7 @@ impl Application {
                 .configure(routes::configure)
                 .configure(|cfg| {
                     if metrics_here {
-                        cfg.service(
-                            web::resource("/metrics").route(web::get().to(crate::metrics::render)),
-                        );
+                        routes::configure_metrics(cfg);
                     }
                 })
                 .default_service(web::to(routes::not_found))
@@ -161,7 +159,7 @@ fn metrics_server(addr: &str, state: web::Data<AppState>) -> Result<(Server, u16
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
-            .service(web::resource("/metrics").route(web::get().to(crate::metrics::render)))
+            .configure(routes::configure_metrics)
             .default_service(web::to(routes::not_found))
     })
     .workers(1)

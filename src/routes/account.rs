@@ -3,6 +3,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::SecondsFormat;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::auth::start_session;
 use super::body::{require, JsonBody};
@@ -15,15 +16,51 @@ use crate::db::events::{self, EventKind, EventRow};
 use crate::db::{self, users};
 use crate::domain::Password;
 use crate::error::{no_store, ApiError};
+use crate::openapi::{
+    BadRequest, LoginThrottled, PasswordRefused, PayloadTooLarge, Unauthorized, Unavailable,
+    Unprocessable, UnsupportedMediaType,
+};
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+/// `{"current_password", "new_password"}`.
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"current_password": "correct horse battery staple", "new_password": "a much better passphrase"}))]
 pub struct PasswordChange {
+    #[schema(value_type = String, required = true)]
     current_password: Option<String>,
+    /// 8-256 characters (Unicode characters, not bytes).
+    #[schema(value_type = String, required = true, min_length = 8, max_length = 256)]
     new_password: Option<String>,
 }
 
 /// `PUT /users/me/password`: every session of the user ends and a new one replaces the current.
+#[utoipa::path(
+    put,
+    path = "/users/me/password",
+    operation_id = "change_password",
+    tag = "account",
+    summary = "Change my password",
+    description = "Checks `current_password` (like a login: throttled, a wrong one counts as a failure), \
+        sets the new password, ends every session of the user (this one included) and starts a new \
+        session whose cookie is sent back.",
+    request_body = PasswordChange,
+    responses(
+        (status = 200, description = "Changed: the user, and the cookie of the new session.", body = UserView,
+            headers(
+                ("Set-Cookie" = String, description = "The cookie of the new session"),
+                ("Cache-Control" = String, description = "`no-store`"),
+            )),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = PasswordRefused),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = LoginThrottled),
+        (status = 503, response = Unavailable),
+    ),
+    security(("session_cookie" = [])),
+)]
 pub async fn change_password(
     req: HttpRequest,
     current: CurrentSession,
@@ -64,12 +101,38 @@ pub async fn change_password(
         .json(UserView::from(&current.user)))
 }
 
-#[derive(Deserialize)]
+/// `{"password"}`: the account's password, to confirm its deletion.
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"password": "correct horse battery staple"}))]
 pub struct AccountDeletion {
+    #[schema(value_type = String, required = true)]
     password: Option<String>,
 }
 
 /// `DELETE /users/me` `{"password"}`: the account and all its sessions are gone at once.
+#[utoipa::path(
+    delete,
+    path = "/users/me",
+    operation_id = "delete_account",
+    tag = "account",
+    summary = "Delete my account",
+    description = "Deletes the user and all its sessions once the password is confirmed (like a login: \
+        throttled, a wrong one counts as a failure). The username becomes free again.",
+    request_body = AccountDeletion,
+    responses(
+        (status = 204, description = "Deleted; the cookie is cleared.",
+            headers(("Set-Cookie" = String, description = "The session cookie, emptied, with `Max-Age=0`"))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = PasswordRefused),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = LoginThrottled),
+        (status = 503, response = Unavailable),
+    ),
+    security(("session_cookie" = [])),
+)]
 pub async fn delete_account(
     current: CurrentSession,
     state: web::Data<AppState>,
@@ -99,13 +162,22 @@ pub struct EventsQuery {
     limit: Option<String>,
 }
 
-#[derive(Serialize)]
+/// One entry of my audit trail.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"id": 7, "kind": "login", "session_id": "9f1c2b8e-3a4d-4e5f-8a6b-7c8d9e0f1a2b",
+    "ip": "127.0.0.1", "user_agent": "curl/8.5.0", "created_at": "2026-11-22T03:00:00Z"}))]
 pub struct EventView {
     id: i64,
+    /// `register`, `login`, `login_failed`, `login_throttled`, `logout`, `session_revoked`,
+    /// `password_changed`, `fingerprint_mismatch`, `session_expired`, `account_deleted`, ...
     kind: String,
+    /// The session concerned, if any.
     session_id: Option<String>,
+    /// The client IP of the request that caused it.
     ip: Option<String>,
     user_agent: Option<String>,
+    /// RFC 3339, UTC, whole seconds, `Z`.
+    #[schema(format = DateTime)]
     created_at: String,
 }
 
@@ -128,6 +200,30 @@ impl From<EventRow> for EventView {
 pub const MAX_EVENTS: i64 = 200;
 
 /// `GET /users/me/events?limit=N`: my audit trail, newest first.
+#[utoipa::path(
+    get,
+    path = "/users/me/events",
+    operation_id = "list_events",
+    tag = "account",
+    summary = "My audit trail",
+    description = "My events, newest first.",
+    params(
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 200,
+            description = "How many events, 1 to 200; 50 when absent."),
+    ),
+    responses(
+        (status = 200, description = "My events, newest first.", body = Vec<EventView>,
+            headers(
+                ("Set-Cookie" = String, description = "Sent when the session was renewed"),
+                ("Cache-Control" = String, description = "`no-store`"),
+            )),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
+    ),
+    security(("session_cookie" = [])),
+)]
 pub async fn list_events(
     current: CurrentSession,
     state: web::Data<AppState>,

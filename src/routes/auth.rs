@@ -4,11 +4,11 @@ use crate::auth::cookie::SetCookie;
 use actix_web::{web, HttpRequest, HttpResponse};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde::Deserialize;
-use serde_json::json;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::body::{require, JsonBody};
-use super::views::UserView;
+use super::views::{LoggedOut, Revoked, UserView};
 use crate::audit::event;
 use crate::auth::client::ClientInfo;
 use crate::auth::session::{expiry_for, seconds_until};
@@ -19,21 +19,90 @@ use crate::db::users::{self, NewUser, UserRow};
 use crate::db::{self, DbError};
 use crate::domain::{client_fingerprint, username, Password, SessionToken, Username};
 use crate::error::{no_store, ApiError};
+use crate::openapi::{
+    BadRequest, CrossSiteRefused, LoginThrottled, PayloadTooLarge, Problem, RegistrationsThrottled,
+    Unauthorized, Unavailable, Unprocessable, UnsupportedMediaType,
+};
 use crate::state::AppState;
 use crate::throttle;
 
-/// `{"username", "password"}`; fields are optional here so that a missing one is a 422 naming it.
-#[derive(Deserialize)]
-pub struct Credentials {
+/// `{"username", "password"}` of a new account. Fields are optional here so that a missing one is
+/// a 422 naming it; the schema shows what is accepted.
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"username": "alice", "password": "correct horse battery staple"}))]
+pub struct Registration {
+    /// 3-64 ASCII letters, digits and `_ . - @`; unique regardless of case.
+    #[schema(value_type = String, required = true, min_length = 3, max_length = 64, pattern = r"^[A-Za-z0-9_.@-]+$")]
     username: Option<String>,
+    /// 8-256 characters (Unicode characters, not bytes).
+    #[schema(value_type = String, required = true, min_length = 8, max_length = 256)]
     password: Option<String>,
 }
 
-/// `POST /register` (and `POST /users`): creates a user; no session.
-pub async fn register(
+/// `{"username", "password"}` to sign in with. The username is matched regardless of case.
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"username": "alice", "password": "correct horse battery staple"}))]
+pub struct Credentials {
+    #[schema(value_type = String, required = true)]
+    username: Option<String>,
+    #[schema(value_type = String, required = true)]
+    password: Option<String>,
+}
+
+/// The documentation of `POST /register` and its alias `POST /users`: one annotated handler per path.
+macro_rules! registration_endpoint {
+    ($(#[$doc:meta])* $name:ident, $path:tt, $operation_id:tt) => {
+        $(#[$doc])*
+        #[utoipa::path(
+            post,
+            path = $path,
+            operation_id = $operation_id,
+            tag = "account",
+            summary = "Create a user",
+            description = "Creates a user. No session is started: sign in with `POST /login`.",
+            request_body = Registration,
+            responses(
+                (status = 201, description = "The user was created.", body = UserView,
+                    headers(("Cache-Control" = String, description = "`no-store`"))),
+                (status = 400, response = BadRequest),
+                (status = 403, response = CrossSiteRefused),
+                (status = 409, description = "`Username already taken.` (compared regardless of case)", body = Problem),
+                (status = 413, response = PayloadTooLarge),
+                (status = 415, response = UnsupportedMediaType),
+                (status = 422, response = Unprocessable),
+                (status = 429, response = RegistrationsThrottled),
+                (status = 503, response = Unavailable),
+            ),
+            security(()),
+        )]
+        pub async fn $name(
+            state: web::Data<AppState>,
+            client: ClientInfo,
+            body: JsonBody<Registration>,
+        ) -> Result<HttpResponse, ApiError> {
+            register(state, client, body).await
+        }
+    };
+}
+
+registration_endpoint!(
+    /// `POST /register`.
+    register_user,
+    "/register",
+    "register"
+);
+registration_endpoint!(
+    /// `POST /users`: the same as `POST /register`.
+    create_user,
+    "/users",
+    "create_user"
+);
+
+/// Creates a user; no session.
+async fn register(
     state: web::Data<AppState>,
     client: ClientInfo,
-    JsonBody(body): JsonBody<Credentials>,
+    JsonBody(body): JsonBody<Registration>,
 ) -> Result<HttpResponse, ApiError> {
     let username = Username::parse(&require("username", body.username)?)
         .map_err(|m| ApiError::validation("username", m))?;
@@ -86,6 +155,34 @@ pub async fn register(
 
 /// `POST /login`: verifies the password and starts a new session, ending the one the request's
 /// cookie names, if any.
+#[utoipa::path(
+    post,
+    path = "/login",
+    operation_id = "login",
+    tag = "session",
+    summary = "Sign in",
+    description = "Verifies the password and starts a session carried by the session cookie. A live \
+        session cookie sent with the request is ended and replaced. Failures are throttled per \
+        (username, client IP) and per client IP.",
+    request_body = Credentials,
+    responses(
+        (status = 200, description = "Signed in: the user, and the new session cookie.", body = UserView,
+            headers(
+                ("Set-Cookie" = String, description = "The session cookie: `HttpOnly`, `Path=/`, `Max-Age`, \
+                    `SameSite`, `Secure` and `Domain` as configured"),
+                ("Cache-Control" = String, description = "`no-store`"),
+            )),
+        (status = 400, response = BadRequest),
+        (status = 401, description = "`Incorrect username or password.` (the same for an unknown user)", body = Problem),
+        (status = 403, response = CrossSiteRefused),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = LoginThrottled),
+        (status = 503, response = Unavailable),
+    ),
+    security((), ("session_cookie" = [])),
+)]
 pub async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -94,7 +191,9 @@ pub async fn login(
 ) -> Result<HttpResponse, ApiError> {
     let name = require("username", body.username)?;
     let password = Password::offered(require("password", body.password)?);
-    let key = username::key_of(&name);
+    // PostgreSQL text cannot hold NUL. No username contains one, so such a name must simply find
+    // no user (and count as a failure) like any other unknown name.
+    let key = username::key_of(&name).replace('\0', "\u{FFFD}");
     let attempt = throttle::begin_login(&state, &key, &client).await?;
 
     let lookup_key = key.clone();
@@ -194,6 +293,27 @@ pub(super) async fn start_session(
 
 /// `POST /logout`: ends the session the cookie names and clears the cookie. Idempotent: a cookie
 /// naming an unknown or already-ended session is still answered 200 and cleared.
+#[utoipa::path(
+    post,
+    path = "/logout",
+    operation_id = "logout",
+    tag = "session",
+    summary = "Sign out",
+    description = "Ends the session the cookie names and clears the cookie. Idempotent: a cookie naming \
+        an unknown or already ended session is answered 200 too. Takes no body.",
+    responses(
+        (status = 200, description = "Signed out; the cookie is cleared.", body = LoggedOut,
+            headers(
+                ("Set-Cookie" = String, description = "The session cookie, emptied, with `Max-Age=0`"),
+                ("Cache-Control" = String, description = "`no-store`"),
+            )),
+        (status = 401, description = "`Not authenticated.`: no session cookie was sent.", body = Problem),
+        (status = 403, response = CrossSiteRefused),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 503, response = Unavailable),
+    ),
+    security(("session_cookie" = [])),
+)]
 pub async fn logout(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -223,10 +343,30 @@ pub async fn logout(
     Ok(HttpResponse::Ok()
         .insert_header(no_store())
         .append_header(state.cookies.clear())
-        .json(json!({"message": "Successfully logged out."})))
+        .json(LoggedOut::DONE))
 }
 
 /// `POST /logout/all`: ends every session of the user, this one included.
+#[utoipa::path(
+    post,
+    path = "/logout/all",
+    operation_id = "logout_all",
+    tag = "session",
+    summary = "Sign out everywhere",
+    description = "Ends every session of the user, this one included, and clears the cookie. Takes no body.",
+    responses(
+        (status = 200, description = "The number of sessions ended, this one included.", body = Revoked,
+            headers(
+                ("Set-Cookie" = String, description = "The session cookie, emptied, with `Max-Age=0`"),
+                ("Cache-Control" = String, description = "`no-store`"),
+            )),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = CrossSiteRefused),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 503, response = Unavailable),
+    ),
+    security(("session_cookie" = [])),
+)]
 pub async fn logout_all(
     current: CurrentSession,
     state: web::Data<AppState>,
@@ -253,5 +393,7 @@ pub async fn logout_all(
     Ok(HttpResponse::Ok()
         .insert_header(no_store())
         .append_header(state.cookies.clear())
-        .json(json!({"revoked": ended.len()})))
+        .json(Revoked {
+            revoked: ended.len(),
+        }))
 }

@@ -78,6 +78,10 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     }
     serde_path_to_error::deserialize(value).map_err(|e| {
         let field = e.path().to_string();
+        if field.contains("password") {
+            // serde's message quotes the offending value, which must not be echoed or logged.
+            return ApiError::validation(&field, format!("{field} must be a string."));
+        }
         ApiError::validation(&field, format!("{field}: {}.", e.inner()))
     })
 }
@@ -105,6 +109,23 @@ mod tests {
             Err(ApiError::BadRequest(_))
         ));
         assert!(matches!(parse::<Creds>(b""), Err(ApiError::BadRequest(_))));
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct Secret {
+        #[allow(dead_code)]
+        password: Option<String>,
+    }
+
+    #[test]
+    fn a_mistyped_password_is_never_quoted() {
+        match parse::<Secret>(br#"{"password": 987654321}"#) {
+            Err(ApiError::Validation { field, message }) => {
+                assert_eq!(field, "password");
+                assert!(!message.contains("987654321"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -3,9 +3,11 @@
 use actix_web::{web, HttpResponse};
 use chrono::{Duration, SecondsFormat};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use utoipa::ToSchema;
+use uuid::Uuid;
 
 use super::body::OptionalJsonBody;
+use super::views::Revoked;
 use crate::audit::event;
 use crate::auth::client::ClientInfo;
 use crate::auth::CurrentSession;
@@ -14,18 +16,30 @@ use crate::db::sessions::{self, RevokeReason, SessionRow};
 use crate::db::{self, users};
 use crate::domain::Password;
 use crate::error::{no_store, ApiError};
+use crate::openapi::{
+    BadRequest, LoginThrottled, PayloadTooLarge, Problem, ReauthRequired, Unauthorized,
+    Unavailable, Unprocessable, UnsupportedMediaType,
+};
 use crate::state::AppState;
 use crate::throttle;
 
-/// A session as its owner sees it.
-#[derive(Debug, Serialize)]
+/// A session as its owner sees it. Times are RFC 3339, UTC, whole seconds, `Z`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"id": "9f1c2b8e-3a4d-4e5f-8a6b-7c8d9e0f1a2b", "created_at": "2026-11-22T03:00:00Z",
+    "last_seen_at": "2026-11-22T03:05:00Z", "expires_at": "2026-11-29T03:05:00Z",
+    "user_agent": "Mozilla/5.0", "ip": "127.0.0.1", "current": true}))]
 pub struct SessionView {
     pub id: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub last_seen_at: String,
+    #[schema(format = DateTime)]
     pub expires_at: String,
+    /// As sent at login, cut to 256 characters.
     pub user_agent: Option<String>,
     pub ip: Option<String>,
+    /// Whether this is the session of the request.
     pub current: bool,
 }
 
@@ -48,12 +62,33 @@ impl SessionView {
 }
 
 /// `{"password": ...}`, optional proof of a fresh authentication.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"password": "correct horse battery staple"}))]
 pub struct Reauth {
+    /// My password; needed unless the current session is younger than `FRESH_SESSION_SECONDS`.
+    /// `null` is the same as leaving it out.
     password: Option<String>,
 }
 
 /// `GET /users/me/sessions`: my usable sessions, newest first.
+#[utoipa::path(
+    get,
+    path = "/users/me/sessions",
+    operation_id = "list_sessions",
+    tag = "session",
+    summary = "My sessions",
+    description = "My active sessions, newest first.",
+    responses(
+        (status = 200, description = "My active sessions, newest first.", body = Vec<SessionView>,
+            headers(
+                ("Set-Cookie" = String, description = "Sent when the session was renewed"),
+                ("Cache-Control" = String, description = "`no-store`"),
+            )),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = Unavailable),
+    ),
+    security(("session_cookie" = [])),
+)]
 pub async fn list(
     current: CurrentSession,
     state: web::Data<AppState>,
@@ -70,6 +105,37 @@ pub async fn list(
 }
 
 /// `DELETE /users/me/sessions/{id}`: 204; 404 for an id that is not one of my active sessions.
+#[utoipa::path(
+    delete,
+    path = "/users/me/sessions/{id}",
+    operation_id = "revoke_session",
+    tag = "session",
+    summary = "End one of my sessions",
+    description = "Ends one of my sessions. Ending the current one needs nothing more and clears the \
+        cookie; ending another needs a fresh session (younger than `FRESH_SESSION_SECONDS`) or my \
+        password in the optional body (checked like a login: throttled, a wrong one counts as a failure).",
+    params(
+        ("id" = String, Path, pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+            description = "The session's `id`, as listed by `GET /users/me/sessions`."),
+    ),
+    request_body(content = Option<Reauth>, description = "Optional; only read when the body is not empty."),
+    responses(
+        (status = 204, description = "Ended.",
+            headers(("Set-Cookie" = String, description = "The session cookie, emptied, when the current session \
+                was ended; or renewed"))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = ReauthRequired),
+        (status = 404, description = "`Session not found.`: not one of my active sessions (unknown, someone \
+            else's, or already ended).", body = Problem),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = LoginThrottled),
+        (status = 503, response = Unavailable),
+    ),
+    security(("session_cookie" = [])),
+)]
 pub async fn revoke_one(
     current: CurrentSession,
     state: web::Data<AppState>,
@@ -84,11 +150,20 @@ pub async fn revoke_one(
     }
     let user_id = current.user.id;
     let id = target.clone();
-    let revoked = state
-        .db(move |conn| {
-            sessions::revoke_for_user(conn, user_id, &id, RevokeReason::RevokedByUser, db::now())
-        })
-        .await?;
+    // Session ids are UUIDs; anything else is unknown (and may not even be storable text, such as
+    // a NUL byte for PostgreSQL), so it is not looked up.
+    let revoked = Uuid::parse_str(&target).is_ok()
+        && state
+            .db(move |conn| {
+                sessions::revoke_for_user(
+                    conn,
+                    user_id,
+                    &id,
+                    RevokeReason::RevokedByUser,
+                    db::now(),
+                )
+            })
+            .await?;
     if !revoked {
         return Err(ApiError::SessionNotFound);
     }
@@ -108,6 +183,33 @@ pub async fn revoke_one(
 }
 
 /// `DELETE /users/me/sessions`: ends all my other sessions -> `{"revoked": n}`.
+#[utoipa::path(
+    delete,
+    path = "/users/me/sessions",
+    operation_id = "revoke_other_sessions",
+    tag = "session",
+    summary = "End my other sessions",
+    description = "Ends every session of mine except the current one. Needs a fresh session (younger \
+        than `FRESH_SESSION_SECONDS`) or my password in the optional body (checked like a login: \
+        throttled, a wrong one counts as a failure).",
+    request_body(content = Option<Reauth>, description = "Optional; only read when the body is not empty."),
+    responses(
+        (status = 200, description = "How many sessions were ended.", body = Revoked,
+            headers(
+                ("Set-Cookie" = String, description = "Sent when the session was renewed"),
+                ("Cache-Control" = String, description = "`no-store`"),
+            )),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = ReauthRequired),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = LoginThrottled),
+        (status = 503, response = Unavailable),
+    ),
+    security(("session_cookie" = [])),
+)]
 pub async fn revoke_others(
     current: CurrentSession,
     state: web::Data<AppState>,
@@ -132,9 +234,9 @@ pub async fn revoke_others(
         .map(|id| event(EventKind::SessionRevoked, Some(user_id), Some(id), &client))
         .collect();
     state.record(events).await;
-    Ok(HttpResponse::Ok()
-        .insert_header(no_store())
-        .json(json!({"revoked": ended.len()})))
+    Ok(HttpResponse::Ok().insert_header(no_store()).json(Revoked {
+        revoked: ended.len(),
+    }))
 }
 
 /// Passes when the current session is younger than `FRESH_SESSION_SECONDS`, or `password` is the

@@ -17,6 +17,7 @@ mod logout;
 mod me;
 mod multi_instance;
 mod observability;
+mod openapi;
 mod password_change;
 mod purge;
 mod register;
