@@ -19,12 +19,23 @@ pub const VERSION: &str = concat!(
     ")"
 );
 
+const AFTER_HELP: &str = "\
+Configuration comes from environment variables, then ./.env (see .env.example);
+`tessera check-config` prints the effective values.
+
+Exit codes:
+  0  success
+  1  server or I/O error (e.g. BIND_ADDR taken)
+  2  invalid configuration, or an unknown command or option
+  3  database unreachable within DB_CONNECT_TIMEOUT_SECONDS, or a migration failed
+  4  refused: no such user, username taken, or password breaks the rules";
+
 /// A JSON REST auth API with database-backed login sessions.
 ///
 /// Exit codes: 0 success, 1 server or I/O error, 2 invalid configuration or usage, 3 database
 /// unreachable or migration failed, 4 refused (no such user, name taken, password too short).
 #[derive(Debug, Parser)]
-#[command(name = "tessera", version = VERSION, about, long_about = None)]
+#[command(name = "tessera", version = VERSION, about, long_about = None, after_help = AFTER_HELP)]
 pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
