@@ -63,23 +63,10 @@ pub fn count_for_pair(
     since: NaiveDateTime,
     exclude: i64,
 ) -> QueryResult<FailureCount> {
-    let (count, oldest, newest) = login_failures::table
-        .filter(login_failures::id.ne(exclude))
-        .filter(login_failures::username_key.eq(username_key))
-        .filter(login_failures::ip.eq(ip))
-        .filter(login_failures::cleared.eq(FAILED))
-        .filter(login_failures::created_at.gt(since))
-        .select((
-            count_star(),
-            min(login_failures::created_at),
-            max(login_failures::created_at),
-        ))
-        .first::<(i64, Option<NaiveDateTime>, Option<NaiveDateTime>)>(conn)?;
-    Ok(FailureCount {
-        count,
-        oldest,
-        newest,
-    })
+    let rows = recent_from(ip, since, exclude)
+        .filter(login_failures::username_key.eq(username_key.to_owned()))
+        .filter(login_failures::cleared.eq(FAILED));
+    summarize(conn, rows)
 }
 
 /// All failures from this IP since `since`, whatever the username, forgiven or not, except
@@ -90,11 +77,23 @@ pub fn count_for_ip(
     since: NaiveDateTime,
     exclude: i64,
 ) -> QueryResult<FailureCount> {
-    let (count, oldest, newest) = login_failures::table
+    let rows = recent_from(ip, since, exclude).filter(login_failures::cleared.ne(PENDING));
+    summarize(conn, rows)
+}
+
+type Rows = login_failures::BoxedQuery<'static, crate::db::connection::MultiBackend>;
+
+fn recent_from(ip: &str, since: NaiveDateTime, exclude: i64) -> Rows {
+    login_failures::table
         .filter(login_failures::id.ne(exclude))
-        .filter(login_failures::ip.eq(ip))
-        .filter(login_failures::cleared.ne(PENDING))
+        .filter(login_failures::ip.eq(ip.to_owned()))
         .filter(login_failures::created_at.gt(since))
+        .into_boxed()
+}
+
+/// How many rows, and the oldest and newest of them.
+fn summarize(conn: &mut DbConnection, rows: Rows) -> QueryResult<FailureCount> {
+    let (count, oldest, newest) = rows
         .select((
             count_star(),
             min(login_failures::created_at),
