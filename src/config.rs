@@ -85,17 +85,21 @@ impl DatabaseTarget {
     pub fn redacted(&self) -> String {
         match self {
             Self::Sqlite(path) => format!("SQLite file {}", path.display()),
-            Self::Postgres(raw) => match url::Url::parse(raw) {
-                Ok(mut url) => {
-                    if url.password().is_some() {
-                        let _ = url.set_password(Some("***"));
-                    }
-                    format!("PostgreSQL at {url}")
-                }
-                Err(_) => "PostgreSQL".to_owned(),
+            Self::Postgres(raw) => match redact_password(raw) {
+                Some(url) => format!("PostgreSQL at {url}"),
+                None => "PostgreSQL".to_owned(),
             },
         }
     }
+}
+
+/// `url` with its password shown as `***`; `None` if it does not parse.
+fn redact_password(raw: &str) -> Option<String> {
+    let mut url = url::Url::parse(raw).ok()?;
+    if url.password().is_some() {
+        let _ = url.set_password(Some("***"));
+    }
+    Some(url.to_string())
 }
 
 impl fmt::Debug for DatabaseTarget {
@@ -417,15 +421,9 @@ impl Settings {
     pub fn describe(&self) -> Vec<(&'static str, String)> {
         let database = match &self.database {
             DatabaseTarget::Sqlite(path) => path.display().to_string(),
-            DatabaseTarget::Postgres(raw) => match url::Url::parse(raw) {
-                Ok(mut url) => {
-                    if url.password().is_some() {
-                        let _ = url.set_password(Some("***"));
-                    }
-                    url.to_string()
-                }
-                Err(_) => "postgres://***".to_owned(),
-            },
+            DatabaseTarget::Postgres(raw) => {
+                redact_password(raw).unwrap_or_else(|| "postgres://***".to_owned())
+            }
         };
         let same_site = match self.cookie.same_site {
             SameSite::Strict => "strict",

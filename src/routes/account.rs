@@ -1,7 +1,6 @@
 //! The signed-in user's account: password change, deletion, and their audit trail.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::SecondsFormat;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -189,10 +188,7 @@ impl From<EventRow> for EventView {
             session_id: row.session_id,
             ip: row.ip,
             user_agent: row.user_agent,
-            created_at: row
-                .created_at
-                .and_utc()
-                .to_rfc3339_opts(SecondsFormat::Secs, true),
+            created_at: super::views::rfc3339(row.created_at),
         }
     }
 }

@@ -1,12 +1,13 @@
 //! `/users/me/sessions`: a user's devices, and revoking them.
 
 use actix_web::{web, HttpResponse};
-use chrono::{Duration, SecondsFormat};
+use chrono::Duration;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::body::OptionalJsonBody;
+use super::views::rfc3339;
 use super::views::Revoked;
 use crate::audit::event;
 use crate::auth::client::ClientInfo;
@@ -41,10 +42,6 @@ pub struct SessionView {
     pub ip: Option<String>,
     /// Whether this is the session of the request.
     pub current: bool,
-}
-
-fn rfc3339(t: chrono::NaiveDateTime) -> String {
-    t.and_utc().to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 impl SessionView {

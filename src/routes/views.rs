@@ -19,15 +19,17 @@ pub struct UserView {
     pub created_at: String,
 }
 
+/// A stored UTC time as clients see it: RFC 3339, whole seconds, `Z`.
+pub fn rfc3339(t: chrono::NaiveDateTime) -> String {
+    t.and_utc().to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
 impl From<&UserRow> for UserView {
     fn from(user: &UserRow) -> Self {
         Self {
             id: user.id,
             username: user.username.clone(),
-            created_at: user
-                .created_at
-                .and_utc()
-                .to_rfc3339_opts(SecondsFormat::Secs, true),
+            created_at: rfc3339(user.created_at),
         }
     }
 }
