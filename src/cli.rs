@@ -6,9 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::Settings;
-use crate::db::connection::ConnectionManager;
 use crate::db::migrations;
-use crate::db::pool::StartupDbError;
 use crate::startup::{Application, StartupError};
 
 /// `0.1.0 (commit abc123)`.
@@ -141,15 +139,10 @@ fn migrate(settings: &Settings) -> Result<(), StartupError> {
 }
 
 fn connect(settings: &Settings) -> Result<crate::db::DbConnection, StartupError> {
-    let database = |source| StartupError::Database {
+    migrations::connect_migrated(settings).map_err(|source| StartupError::Database {
         target: settings.database.redacted(),
         source,
-    };
-    let mut conn = ConnectionManager::new(settings.database.clone(), settings.db_connect_timeout)
-        .establish()
-        .map_err(|e| database(StartupDbError::Connect(e)))?;
-    migrations::run_pending(&mut conn).map_err(database)?;
-    Ok(conn)
+    })
 }
 
 /// `tessera sessions revoke --user NAME | --all` (ASVS V7.4.5: an administrator can end sessions).

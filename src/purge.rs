@@ -9,7 +9,6 @@ use chrono::Duration;
 use diesel::QueryResult;
 
 use crate::config::Settings;
-use crate::db::connection::ConnectionManager;
 use crate::db::pool::StartupDbError;
 use crate::db::{self, events, login_failures, migrations, sessions, DbConnection, DbPool};
 
@@ -46,15 +45,11 @@ pub enum PurgeError {
 /// One purge on a connection of its own (the `tessera purge` command); applies pending
 /// migrations first so it works on a database no server has opened yet.
 pub fn run(settings: &Settings) -> Result<PurgeReport, PurgeError> {
-    let connect_error = |source| PurgeError::Connect {
-        target: settings.database.redacted(),
-        source,
-    };
-    let manager = ConnectionManager::new(settings.database.clone(), settings.db_connect_timeout);
-    let mut conn = manager
-        .establish()
-        .map_err(|e| connect_error(StartupDbError::Connect(e)))?;
-    migrations::run_pending(&mut conn).map_err(connect_error)?;
+    let mut conn =
+        migrations::connect_migrated(settings).map_err(|source| PurgeError::Connect {
+            target: settings.database.redacted(),
+            source,
+        })?;
     Ok(purge(&mut conn, settings)?)
 }
 

@@ -36,3 +36,18 @@ pub fn run_pending(conn: &mut DbConnection) -> Result<(), StartupDbError> {
             .map_err(migrate),
     }
 }
+
+/// One connection of its own, migrated: what the one-shot commands (`migrate`, `purge`, `user`,
+/// `sessions`) work on.
+pub fn connect_migrated(
+    settings: &crate::config::Settings,
+) -> Result<DbConnection, StartupDbError> {
+    let mut conn = super::connection::ConnectionManager::new(
+        settings.database.clone(),
+        settings.db_connect_timeout,
+    )
+    .establish()
+    .map_err(StartupDbError::Connect)?;
+    run_pending(&mut conn)?;
+    Ok(conn)
+}
