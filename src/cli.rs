@@ -181,6 +181,7 @@ fn revoke_sessions(settings: &Settings, user: Option<&str>) -> Result<(), Startu
             }
         }
     };
+    crate::auth::sync::await_propagation();
     println!("revoked {revoked} sessions");
     Ok(())
 }
@@ -227,6 +228,9 @@ fn user_command(settings: &Settings, action: UserCommand) -> Result<(), StartupE
                 .map_err(failed)?
             {
                 return Err(StartupError::Usage(format!("no user named {username}")));
+            }
+            if disable {
+                crate::auth::sync::await_propagation();
             }
             println!(
                 "{} user {username}",

@@ -176,6 +176,8 @@ pub struct Settings {
     pub session: SessionSettings,
     pub fingerprint: FingerprintMode,
     pub argon2_max_concurrency: usize,
+    /// How many verified sessions are kept in memory (0: none; every request reads the database).
+    pub session_cache_size: usize,
     pub log_filter: String,
     /// A session younger than this may revoke others without re-entering the password.
     pub fresh_session_seconds: i64,
@@ -307,6 +309,7 @@ impl Settings {
 
         let argon2_max_concurrency =
             vars.int("ARGON2_MAX_CONCURRENCY", cores as i64, 1, 1024)? as usize;
+        let session_cache_size = vars.int("SESSION_CACHE_SIZE", 100_000, 0, 100_000_000)? as usize;
 
         let log_filter = vars.get("RUST_LOG").unwrap_or_else(|| "info".into());
         if let Err(e) = EnvFilter::try_new(&log_filter) {
@@ -410,6 +413,7 @@ impl Settings {
             },
             fingerprint,
             argon2_max_concurrency,
+            session_cache_size,
             log_filter,
         })
     }
@@ -488,6 +492,7 @@ impl Settings {
                 "ARGON2_MAX_CONCURRENCY",
                 self.argon2_max_concurrency.to_string(),
             ),
+            ("SESSION_CACHE_SIZE", self.session_cache_size.to_string()),
             ("LOGIN_MAX_FAILURES", t.login_max_failures.to_string()),
             ("LOGIN_WINDOW_SECONDS", t.login_window_seconds.to_string()),
             ("LOGIN_LOCKOUT_SECONDS", t.lockout_seconds.to_string()),
@@ -817,7 +822,7 @@ mod tests {
         assert!(described
             .iter()
             .any(|(k, v)| *k == "DATABASE_URL" && v.contains("app:***@db")));
-        assert_eq!(described.len(), 35);
+        assert_eq!(described.len(), 36);
     }
 
     #[test]

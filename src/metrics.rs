@@ -1,5 +1,5 @@
-//! Prometheus metrics: requests by route and status with latency, logins, sessions, the pool and
-//! the argon2 queue. Counters are bumped where things happen; gauges are read at scrape time
+//! Prometheus metrics: requests by route and status with latency, logins, sessions, the session
+//! cache, the pool and the argon2 queue. Counters are bumped where things happen; gauges are read at scrape time
 //! (the active-session count at most every few seconds, so scraping stays cheap).
 
 use std::sync::Mutex;
@@ -10,8 +10,8 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 use crate::db::events::EventKind;
@@ -29,6 +29,9 @@ pub struct Metrics {
     active_sessions: IntGauge,
     pool: IntGaugeVec,
     argon2_queue: IntGauge,
+    cache_hits: IntCounter,
+    cache_misses: IntCounter,
+    cache_entries: IntGauge,
     active_counted_at: Mutex<Option<Instant>>,
 }
 
@@ -86,6 +89,16 @@ impl Metrics {
         let argon2_queue =
             IntGauge::new("argon2_queue_depth", "Password hashes waiting or running")
                 .expect("valid metric");
+        let cache_lookups = IntCounterVec::new(
+            Opts::new(
+                "session_cache_lookups_total",
+                "Session verifications answered from memory (hit) or by the database (miss)",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        let cache_entries = IntGauge::new("session_cache_entries", "Sessions held in memory")
+            .expect("valid metric");
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
@@ -94,6 +107,8 @@ impl Metrics {
             Box::new(active_sessions.clone()),
             Box::new(pool.clone()),
             Box::new(argon2_queue.clone()),
+            Box::new(cache_lookups.clone()),
+            Box::new(cache_entries.clone()),
         ] {
             registry
                 .register(collector)
@@ -114,6 +129,9 @@ impl Metrics {
             active_sessions,
             pool,
             argon2_queue,
+            cache_hits: cache_lookups.with_label_values(&["hit"]),
+            cache_misses: cache_lookups.with_label_values(&["miss"]),
+            cache_entries,
             active_counted_at: Mutex::new(None),
         }
     }
@@ -132,6 +150,15 @@ impl Metrics {
             }
             EventKind::SessionExpired => self.sessions.with_label_values(&["expired"]).inc(),
             _ => {}
+        }
+    }
+
+    /// One session verification, answered from memory (`hit`) or not.
+    pub fn session_cache(&self, hit: bool) {
+        if hit {
+            self.cache_hits.inc();
+        } else {
+            self.cache_misses.inc();
         }
     }
 
@@ -206,6 +233,7 @@ pub async fn render(state: web::Data<AppState>) -> HttpResponse {
         .with_label_values(&["idle"])
         .set(i64::from(pool.idle_connections));
     m.argon2_queue.set(state.hasher.in_flight() as i64);
+    m.cache_entries.set(state.session_cache.len() as i64);
     if m.active_sessions_stale() {
         match state
             .db(|conn| crate::db::sessions::count_active(conn, crate::db::now()))

@@ -10,7 +10,12 @@ use diesel::QueryResult;
 
 use crate::config::Settings;
 use crate::db::pool::StartupDbError;
-use crate::db::{self, events, login_failures, migrations, sessions, DbConnection, DbPool};
+use crate::db::{
+    self, events, invalidations, login_failures, migrations, sessions, DbConnection, DbPool,
+};
+
+/// How long SQLite's session invalidation log keeps an entry.
+const INVALIDATION_LOG_SECONDS: i64 = 3600;
 
 /// What one purge did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -60,6 +65,11 @@ pub fn purge(conn: &mut DbConnection, settings: &Settings) -> QueryResult<PurgeR
     let session_cutoff = now - Duration::days(settings.retention.session_retention_days);
     let event_cutoff = now - Duration::days(settings.retention.event_retention_days);
     let failure_cutoff = now - Duration::seconds(settings.throttle.login_window_seconds);
+    if matches!(conn, DbConnection::Sqlite(_)) {
+        // Every instance reads the log within milliseconds; an hour is plenty.
+        let log_cutoff = now.and_utc().timestamp() - INVALIDATION_LOG_SECONDS;
+        invalidations::delete_before(conn, log_cutoff)?;
+    }
     Ok(PurgeReport {
         expired: in_batches(batch, || sessions::expire_overdue(conn, now, batch))?,
         sessions_deleted: in_batches(batch, || {

@@ -85,6 +85,7 @@ impl Application {
         let addr = listener.local_addr()?;
 
         let state = web::Data::new(AppState::new(pool, &settings));
+        crate::auth::sync::spawn(&state.session_cache, &settings)?;
         crate::purge::spawn_background(
             state.pool().clone(),
             settings.clone(),

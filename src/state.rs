@@ -4,6 +4,9 @@
 use actix_web::web;
 use diesel::QueryResult;
 
+use std::sync::Arc;
+
+use crate::auth::cache::SessionCache;
 use crate::auth::cookie::SessionCookies;
 use crate::auth::password::PasswordHasher;
 use crate::config::{FingerprintMode, SessionSettings, Settings};
@@ -19,6 +22,9 @@ pub struct AppState {
     pub cookies: SessionCookies,
     pub sessions: SessionSettings,
     pub fingerprint: FingerprintMode,
+    /// Verified sessions; see [`crate::auth::cache`]. Shared with the thread that evicts what
+    /// other instances revoke ([`crate::auth::sync`]).
+    pub session_cache: Arc<SessionCache>,
 }
 
 impl AppState {
@@ -32,7 +38,19 @@ impl AppState {
             cookies: SessionCookies::new(settings.cookie.clone()),
             sessions: settings.session,
             fingerprint: settings.fingerprint,
+            session_cache: Arc::new(SessionCache::new(settings.session_cache_size)),
         }
+    }
+
+    /// Call after ending any of the user's sessions: this instance stops trusting its copies at
+    /// once (other instances hear of it through the database).
+    pub fn forget_sessions_of(&self, user_id: i64) {
+        self.session_cache.forget_users(&[user_id]);
+    }
+
+    /// Call after ending the session with this token hash.
+    pub fn forget_session_token(&self, token_hash: &str) {
+        self.session_cache.forget_token(token_hash);
     }
 
     pub fn pool(&self) -> &DbPool {

@@ -18,12 +18,14 @@ use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use chrono::{Duration, NaiveDateTime};
 
 use crate::audit::event;
+use crate::auth::cache::CachedSession;
 use crate::auth::client::ClientInfo;
 use crate::auth::cookie::SetCookie;
 use crate::config::{FingerprintMode, SessionSettings};
 use crate::db::events::EventKind;
 use crate::db::sessions::{self, SessionRow};
-use crate::db::users::UserRow;
+use crate::db::users::Account;
+use crate::db::{self};
 use crate::domain::{client_fingerprint, SessionToken};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -34,7 +36,7 @@ const LAST_SEEN_RESOLUTION_SECONDS: i64 = 60;
 /// The verified session of the request and its user.
 #[derive(Debug)]
 pub struct CurrentSession {
-    pub user: UserRow,
+    pub user: Account,
     pub session: SessionRow,
 }
 
@@ -126,14 +128,34 @@ async fn verify(req: &HttpRequest) -> Result<CurrentSession, ApiError> {
     let token_hash = token.hash();
     let fingerprint = client_fingerprint(state.fingerprint, req.headers());
     let (mode, lifetimes) = (state.fingerprint, state.sessions);
-    let client = ClientInfo::of(req, &state.settings.trusted_proxies);
 
+    // The common case: a copy of an active row, nothing to write. Anything else (a touch or
+    // renewal due, past expiry, another client's fingerprint) is decided by the database below.
+    let cache = &state.session_cache;
+    let hit = cache.get(&token_hash);
+    if let Some(hit) = &hit {
+        let verdict = judge(&hit.session, &fingerprint, mode, lifetimes, db::now());
+        if verdict == QUIET {
+            state.metrics.session_cache(true);
+            return Ok(CurrentSession {
+                user: hit.user.clone(),
+                session: hit.session.clone(),
+            });
+        }
+    }
+    if cache.is_live() {
+        state.metrics.session_cache(false);
+    }
+
+    let client = ClientInfo::of(req, &state.settings.trusted_proxies);
+    let ticket = cache.ticket();
+    let lookup = token_hash.clone();
     let outcome = state
         .db(move |conn| {
-            let Some((session, user)) = sessions::find_with_user(conn, &token_hash)? else {
+            let Some((session, user)) = sessions::find_with_user(conn, &lookup)? else {
                 return Ok(None);
             };
-            let now = crate::db::now();
+            let now = db::now();
             let verdict = judge(&session, &fingerprint, mode, lifetimes, now);
             let audit = |kind| event(kind, Some(session.user_id), Some(&session.id), &client);
             match &verdict {
@@ -160,17 +182,45 @@ async fn verify(req: &HttpRequest) -> Result<CurrentSession, ApiError> {
         _ => {}
     }
     match outcome {
-        Some((Verdict::Accept { renew_until, .. }, mut session, user, now)) => {
+        Some((
+            Verdict::Accept {
+                touch, renew_until, ..
+            },
+            mut session,
+            user,
+            now,
+        )) => {
+            if touch {
+                session.last_seen_at = now;
+            }
             if let Some(expires_at) = renew_until {
                 session.expires_at = expires_at;
                 let cookie = state.cookies.issue(&token, seconds_until(expires_at, now));
                 req.extensions_mut().insert(RenewedCookie(cookie));
             }
-            Ok(CurrentSession { user, session })
+            let current = CachedSession { session, user };
+            cache.insert(ticket, &token_hash, current.clone());
+            Ok(CurrentSession {
+                user: current.user,
+                session: current.session,
+            })
         }
-        _ => Err(refused()),
+        Some((Verdict::Mismatch, ..)) => Err(refused()),
+        _ => {
+            // A copy that the database no longer backs (only possible past its expiry).
+            if hit.is_some() {
+                cache.forget_token(&token_hash);
+            }
+            Err(refused())
+        }
     }
 }
+
+/// The verdict that needs no write: a cached copy can answer it.
+const QUIET: Verdict = Verdict::Accept {
+    touch: false,
+    renew_until: None,
+};
 
 /// Audit events never fail verification.
 fn record_quietly(conn: &mut crate::db::DbConnection, event: crate::db::events::NewEvent) {

@@ -66,14 +66,27 @@ impl ConnectionManager {
 
 /// libpq waits for an unreachable host as long as the OS lets it unless told otherwise.
 fn with_connect_timeout(url: &str, timeout: Duration) -> String {
-    if url.contains("connect_timeout=") {
-        return url.to_owned();
-    }
-    let separator = if url.contains('?') { '&' } else { '?' };
-    format!(
-        "{url}{separator}connect_timeout={}",
-        timeout.as_secs().max(1)
+    with_params(
+        url,
+        &[("connect_timeout", timeout.as_secs().max(1).to_string())],
     )
+}
+
+/// Adds libpq parameters to a `postgres://` URL, leaving any the operator already set alone.
+pub(crate) fn with_params(url: &str, params: &[(&str, String)]) -> String {
+    let mut url = url.to_owned();
+    for (name, value) in params {
+        let key = format!("{name}=");
+        let already = url
+            .split(['?', '&'])
+            .skip(1)
+            .any(|pair| pair.starts_with(&key));
+        if !already {
+            let separator = if url.contains('?') { '&' } else { '?' };
+            url = format!("{url}{separator}{name}={value}");
+        }
+    }
+    url
 }
 
 impl r2d2::ManageConnection for ConnectionManager {

@@ -3,6 +3,7 @@
 
 pub mod connection;
 pub mod events;
+pub mod invalidations;
 pub mod login_failures;
 pub mod migrations;
 pub mod pool;

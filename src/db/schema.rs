@@ -58,3 +58,13 @@ diesel::table! {
 
 diesel::joinable!(sessions -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(users, sessions, login_failures, auth_events);
+
+diesel::table! {
+    /// SQLite only: the user ids whose sessions changed, appended by triggers and polled by every
+    /// instance to evict its cached sessions (PostgreSQL uses LISTEN/NOTIFY instead).
+    session_invalidations (seq) {
+        seq -> BigInt,
+        user_id -> BigInt,
+        created_at -> BigInt,
+    }
+}

@@ -5,7 +5,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::{sessions, users};
-use super::users::UserRow;
+use super::users::Account;
 use super::DbConnection;
 
 /// The lifecycle states stored in `sessions.status`.
@@ -100,12 +100,12 @@ pub struct Created {
 pub fn find_with_user(
     conn: &mut DbConnection,
     token_hash: &str,
-) -> QueryResult<Option<(SessionRow, UserRow)>> {
+) -> QueryResult<Option<(SessionRow, Account)>> {
     sessions::table
         .inner_join(users::table)
         .filter(sessions::token_hash.eq(token_hash))
         .filter(users::disabled_at.is_null())
-        .select((SessionRow::as_select(), UserRow::as_select()))
+        .select((SessionRow::as_select(), Account::as_select()))
         .first(conn)
         .optional()
 }

@@ -29,6 +29,25 @@ impl fmt::Debug for UserRow {
     }
 }
 
+/// A user without the password hash: what a verified session carries, and all most handlers need.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct Account {
+    pub id: i64,
+    pub username: String,
+    pub created_at: NaiveDateTime,
+}
+
+impl From<&UserRow> for Account {
+    fn from(user: &UserRow) -> Self {
+        Self {
+            id: user.id,
+            username: user.username.clone(),
+            created_at: user.created_at,
+        }
+    }
+}
+
 /// A user to insert; `username_key` is the lower-cased name that must be unique.
 #[derive(Insertable)]
 #[diesel(table_name = users)]

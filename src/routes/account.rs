@@ -79,6 +79,7 @@ pub async fn change_password(
     let ended = state
         .db(move |conn| users::change_password(conn, user_id, &new_hash, db::now()))
         .await?;
+    state.forget_sessions_of(user_id);
     let mut audit = vec![event(
         EventKind::PasswordChanged,
         Some(user_id),
@@ -91,8 +92,7 @@ pub async fn change_password(
             .map(|id| event(EventKind::SessionRevoked, Some(user_id), Some(id), &client)),
     );
     state.record(audit).await;
-    let cookie =
-        start_session(&req, &state, &client, &current.user, None, EventKind::Login).await?;
+    let cookie = start_session(&req, &state, &client, user_id, None, EventKind::Login).await?;
     tracing::info!(user_id, "password changed");
     Ok(HttpResponse::Ok()
         .insert_header(no_store())
@@ -142,6 +142,7 @@ pub async fn delete_account(
     confirm_password(&state, &current, password, &client).await?;
     let user_id = current.user.id;
     state.db(move |conn| users::delete(conn, user_id)).await?;
+    state.forget_sessions_of(user_id);
     state
         .record(vec![event(
             EventKind::AccountDeleted,

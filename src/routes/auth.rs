@@ -15,7 +15,7 @@ use crate::auth::session::{expiry_for, seconds_until};
 use crate::auth::CurrentSession;
 use crate::db::events::{EventKind, NewEvent};
 use crate::db::sessions::{self, NewSession, RevokeReason, SessionStatus};
-use crate::db::users::{self, NewUser, UserRow};
+use crate::db::users::{self, Account, NewUser};
 use crate::db::{self, DbError};
 use crate::domain::{client_fingerprint, username, Password, SessionToken, Username};
 use crate::error::{no_store, ApiError};
@@ -150,7 +150,7 @@ async fn register(
         .await;
     Ok(HttpResponse::Created()
         .insert_header(no_store())
-        .json(UserView::from(&user)))
+        .json(UserView::from(&Account::from(&user))))
 }
 
 /// `POST /login`: verifies the password and starts a new session, ending the one the request's
@@ -223,12 +223,12 @@ pub async fn login(
         .read(&req)
         .and_then(|raw| SessionToken::parse(&raw))
         .map(|old| old.hash());
-    let cookie = start_session(&req, &state, &client, &user, replaces, EventKind::Login).await?;
+    let cookie = start_session(&req, &state, &client, user.id, replaces, EventKind::Login).await?;
     tracing::info!(user_id = user.id, "login succeeded");
     Ok(HttpResponse::Ok()
         .insert_header(no_store())
         .append_header(cookie)
-        .json(UserView::from(&user)))
+        .json(UserView::from(&Account::from(&user))))
 }
 
 /// Creates a session for `user` (ending the one whose token hash is `replaces`, and any beyond
@@ -237,7 +237,7 @@ pub(super) async fn start_session(
     req: &HttpRequest,
     state: &AppState,
     client: &ClientInfo,
-    user: &UserRow,
+    user_id: i64,
     replaces: Option<String>,
     kind: EventKind,
 ) -> Result<SetCookie, ApiError> {
@@ -247,7 +247,8 @@ pub(super) async fn start_session(
     let now = db::now();
     let expires_at = expiry_for(now, now, state.sessions);
     let session_id = Uuid::new_v4().to_string();
-    let (user_id, max_active) = (user.id, state.settings.max_sessions_per_user);
+    let max_active = state.settings.max_sessions_per_user;
+    let replaced_hash = replaces.clone();
     let (id, agent, ip) = (
         session_id.clone(),
         client.user_agent.clone(),
@@ -274,6 +275,12 @@ pub(super) async fn start_session(
             )
         })
         .await?;
+    if let (Some(hash), Some(_)) = (replaced_hash, &created.replaced) {
+        state.forget_session_token(&hash);
+    }
+    if !created.over_limit.is_empty() {
+        state.forget_sessions_of(user_id);
+    }
     let mut events = vec![event(kind, Some(user_id), Some(&session_id), client)];
     events.extend(
         created
@@ -324,11 +331,13 @@ pub async fn logout(
     };
     if let Some(token) = SessionToken::parse(&raw) {
         let token_hash = token.hash();
+        let lookup = token_hash.clone();
         let ended = state
             .db(move |conn| {
-                sessions::end_by_token_hash(conn, &token_hash, RevokeReason::Logout, db::now())
+                sessions::end_by_token_hash(conn, &lookup, RevokeReason::Logout, db::now())
             })
             .await?;
+        state.forget_session_token(&token_hash);
         if let Some((session_id, user_id)) = ended {
             state
                 .record(vec![event(
@@ -378,6 +387,7 @@ pub async fn logout_all(
             sessions::revoke_all_for_user(conn, user_id, None, RevokeReason::LogoutAll, db::now())
         })
         .await?;
+    state.forget_sessions_of(user_id);
     let events: Vec<NewEvent> = ended
         .iter()
         .map(|id| {

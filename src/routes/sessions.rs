@@ -164,6 +164,7 @@ pub async fn revoke_one(
     if !revoked {
         return Err(ApiError::SessionNotFound);
     }
+    state.forget_sessions_of(user_id);
     state
         .record(vec![event(
             EventKind::SessionRevoked,
@@ -226,6 +227,7 @@ pub async fn revoke_others(
             )
         })
         .await?;
+    state.forget_sessions_of(user_id);
     let events: Vec<NewEvent> = ended
         .iter()
         .map(|id| event(EventKind::SessionRevoked, Some(user_id), Some(id), &client))

@@ -5,7 +5,7 @@ use chrono::SecondsFormat;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::db::users::UserRow;
+use crate::db::users::Account;
 
 /// A user as clients see it: `{"id", "username", "created_at"}` with an RFC 3339 UTC time.
 #[derive(Debug, Serialize, ToSchema)]
@@ -24,8 +24,8 @@ pub fn rfc3339(t: chrono::NaiveDateTime) -> String {
     t.and_utc().to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-impl From<&UserRow> for UserView {
-    fn from(user: &UserRow) -> Self {
+impl From<&Account> for UserView {
+    fn from(user: &Account) -> Self {
         Self {
             id: user.id,
             username: user.username.clone(),

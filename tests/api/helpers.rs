@@ -118,6 +118,10 @@ pub enum TestDb {
     SharedPostgres {
         url: String,
     },
+    /// Another test's SQLite file, used by a second server (a second process on one file).
+    SharedSqlite {
+        path: PathBuf,
+    },
 }
 
 impl TestDb {
@@ -160,7 +164,9 @@ impl TestDb {
     /// The DATABASE_URL the application is given.
     pub fn app_url(&self) -> String {
         match self {
-            TestDb::Sqlite { path, .. } => path.to_str().expect("utf-8 temp path").to_owned(),
+            TestDb::Sqlite { path, .. } | TestDb::SharedSqlite { path } => {
+                path.to_str().expect("utf-8 temp path").to_owned()
+            }
             TestDb::Postgres { url, .. } | TestDb::SharedPostgres { url } => url.clone(),
         }
     }
@@ -184,7 +190,7 @@ impl TestDb {
     /// A direct connection to the test database, beside the application's pool.
     pub fn connect(&self) -> DbConn {
         match self {
-            TestDb::Sqlite { path, .. } => {
+            TestDb::Sqlite { path, .. } | TestDb::SharedSqlite { path } => {
                 let mut conn = SqliteConnection::establish(path.to_str().expect("utf-8 path"))
                     .expect("opening the test SQLite file");
                 conn.batch_execute("PRAGMA busy_timeout = 10000;")
@@ -511,13 +517,40 @@ pub async fn spawn_app_with(backend: Backend, overrides: &[(&str, &str)]) -> Tes
     spawn_app_on(TestDb::create(backend), overrides).await
 }
 
-/// A second server on the PostgreSQL database of `first` (two instances, one database).
+/// A second server on the database of `first` (two instances, one database).
 pub async fn spawn_second_app(first: &TestApp, overrides: &[(&str, &str)]) -> TestApp {
-    let url = match &first.db {
-        TestDb::Postgres { url, .. } | TestDb::SharedPostgres { url } => url.clone(),
-        TestDb::Sqlite { .. } => panic!("a second server needs PostgreSQL"),
+    let db = match &first.db {
+        TestDb::Postgres { url, .. } | TestDb::SharedPostgres { url } => {
+            TestDb::SharedPostgres { url: url.clone() }
+        }
+        TestDb::Sqlite { path, .. } | TestDb::SharedSqlite { path } => {
+            TestDb::SharedSqlite { path: path.clone() }
+        }
     };
-    spawn_app_on(TestDb::SharedPostgres { url }, overrides).await
+    spawn_app_on(db, overrides).await
+}
+
+/// How soon a session ended anywhere must be refused everywhere (instances keep verified
+/// sessions in memory and hear of revocations asynchronously).
+pub const PROPAGATION: Duration = Duration::from_millis(100);
+
+/// Asserts that `app` refuses `token` (401) within [`PROPAGATION`] from now, and accepts it (200)
+/// until then; returns how long it took.
+pub async fn assert_refused_soon(app: &TestApp, token: &str) -> Duration {
+    let started = std::time::Instant::now();
+    loop {
+        let answer = app.me_with(token, &[]).await;
+        let waited = started.elapsed();
+        match answer.status.as_u16() {
+            401 => return waited,
+            200 => assert!(
+                waited < PROPAGATION,
+                "still accepted {waited:?} after it was ended elsewhere"
+            ),
+            other => panic!("unexpected {other}: {}", answer.text),
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }
 
 pub fn settings_from(vars: &HashMap<String, String>) -> tessera::config::Settings {

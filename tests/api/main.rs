@@ -22,6 +22,7 @@ mod password_change;
 mod purge;
 mod register;
 mod revocation;
+mod session_cache;
 mod sessions;
 mod storage;
 mod throttle;

@@ -1,0 +1,192 @@
+//! Keeps the session cache ([`crate::auth::cache`]) honest across instances: a thread of its own
+//! hears which users' sessions changed anywhere and evicts them here.
+//!
+//! * PostgreSQL: a dedicated connection LISTENs on the triggers' channel and is read every
+//!   [`PG_POLL`]; a notification is delivered at commit, so another instance's logout is refused
+//!   here within milliseconds.
+//! * SQLite: the triggers' log table is read every [`SQLITE_POLL`] (other processes on the same
+//!   file, the CLI).
+//!
+//! Whenever the channel is down (connection lost, a query failed) the cache is switched off and
+//! emptied, so requests fall back to the database rather than trust copies that may have missed a
+//! revocation; it comes back on, empty, once listening again. The thread holds only a weak
+//! reference and ends when the server that owns the cache is gone.
+
+use std::sync::{Arc, Weak};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::auth::cache::SessionCache;
+use crate::config::{DatabaseTarget, Settings};
+use crate::db::connection::ConnectionManager;
+use crate::db::invalidations;
+
+/// How often the PostgreSQL listener reads what has arrived.
+pub const PG_POLL: Duration = Duration::from_millis(10);
+/// How often the SQLite log is read.
+pub const SQLITE_POLL: Duration = Duration::from_millis(20);
+/// Within this time of a commit that ends sessions, every running instance refuses them.
+pub const PROPAGATION: Duration = Duration::from_millis(100);
+
+/// For commands that end sessions from outside a server: returning only once running instances
+/// have had [`PROPAGATION`] to hear of it means a script that revokes and then checks sees the
+/// revocation everywhere.
+pub fn await_propagation() {
+    thread::sleep(PROPAGATION);
+}
+
+/// How often the listening connection is checked with a round trip.
+const HEARTBEAT: Duration = Duration::from_secs(2);
+/// Waits between reconnection attempts, doubling up to the last.
+const RETRY: [Duration; 4] = [
+    Duration::from_millis(100),
+    Duration::from_millis(250),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+];
+/// Log entries read per SQLite poll.
+const BATCH: i64 = 10_000;
+
+/// Starts the thread that feeds `cache`; does nothing when caching is off.
+pub fn spawn(cache: &Arc<SessionCache>, settings: &Settings) -> std::io::Result<()> {
+    if !cache.enabled() {
+        return Ok(());
+    }
+    let cache = Arc::downgrade(cache);
+    let target = settings.database.clone();
+    let timeout = settings.db_connect_timeout;
+    thread::Builder::new()
+        .name("session-sync".into())
+        .spawn(move || match target {
+            DatabaseTarget::Postgres(url) => run(&cache, || listen_postgres(&cache, &url, timeout)),
+            DatabaseTarget::Sqlite(_) => {
+                let manager = ConnectionManager::new(target, timeout);
+                run(&cache, || poll_sqlite(&cache, &manager))
+            }
+        })
+        .map(|_| ())
+}
+
+/// Why a listening spell ended.
+enum Stop {
+    /// The cache is gone: the server stopped.
+    Gone,
+    /// The channel failed (`live`: after it had been working); try again.
+    Lost { live: bool, error: String },
+}
+
+/// Runs listening spells until the cache is gone, with the cache off between them.
+fn run(cache: &Weak<SessionCache>, mut spell: impl FnMut() -> Stop) {
+    let mut attempt = 0usize;
+    loop {
+        match spell() {
+            Stop::Gone => return,
+            Stop::Lost { live, error } => {
+                let Some(cache) = cache.upgrade() else { return };
+                cache.set_live(false);
+                if live {
+                    tracing::warn!(%error, "session cache off until revocations can be heard again");
+                    attempt = 0;
+                } else {
+                    tracing::debug!(%error, "session cache: reconnecting");
+                }
+            }
+        }
+        thread::sleep(RETRY[attempt.min(RETRY.len() - 1)]);
+        attempt += 1;
+        if cache.strong_count() == 0 {
+            return;
+        }
+    }
+}
+
+/// Switches the cache on at the start of a spell.
+fn go_live(cache: &Weak<SessionCache>) -> Option<Stop> {
+    match cache.upgrade() {
+        Some(cache) => {
+            cache.set_live(true);
+            tracing::debug!("session cache on: hearing revocations");
+            None
+        }
+        None => Some(Stop::Gone),
+    }
+}
+
+fn lost(live: bool, error: impl ToString) -> Stop {
+    Stop::Lost {
+        live,
+        error: error.to_string(),
+    }
+}
+
+fn listen_postgres(cache: &Weak<SessionCache>, url: &str, timeout: Duration) -> Stop {
+    let mut conn = match invalidations::listen(url, timeout) {
+        Ok(conn) => conn,
+        Err(e) => return lost(false, e),
+    };
+    if let Some(stop) = go_live(cache) {
+        return stop;
+    }
+    let mut last_ping = Instant::now();
+    loop {
+        thread::sleep(PG_POLL);
+        let Some(cache) = cache.upgrade() else {
+            return Stop::Gone;
+        };
+        match invalidations::received(&mut conn) {
+            Ok(payloads) if payloads.is_empty() => {}
+            Ok(payloads) => forget(&cache, payloads.iter().map(|p| p.parse::<i64>().ok())),
+            Err(e) => return lost(true, e),
+        }
+        if last_ping.elapsed() >= HEARTBEAT {
+            if let Err(e) = invalidations::ping(&mut conn) {
+                return lost(true, e);
+            }
+            last_ping = Instant::now();
+        }
+    }
+}
+
+fn poll_sqlite(cache: &Weak<SessionCache>, manager: &ConnectionManager) -> Stop {
+    let mut conn = match manager.establish() {
+        Ok(conn) => conn,
+        Err(e) => return lost(false, e),
+    };
+    let mut seen = match invalidations::latest(&mut conn) {
+        Ok(seq) => seq,
+        Err(e) => return lost(false, e),
+    };
+    if let Some(stop) = go_live(cache) {
+        return stop;
+    }
+    loop {
+        thread::sleep(SQLITE_POLL);
+        let Some(cache) = cache.upgrade() else {
+            return Stop::Gone;
+        };
+        let entries = match invalidations::after(&mut conn, seen, BATCH) {
+            Ok(entries) => entries,
+            Err(e) => return lost(true, e),
+        };
+        let Some(&(newest, _)) = entries.last() else {
+            continue;
+        };
+        // Numbers are never reused and commits are serial, so a hole means entries were deleted
+        // before this instance read them: anything may have changed.
+        if entries[0].0 != seen + 1 {
+            cache.clear();
+        } else {
+            forget(&cache, entries.iter().map(|&(_, user_id)| Some(user_id)));
+        }
+        seen = newest;
+    }
+}
+
+/// Evicts the named users; anything unreadable empties the whole cache.
+fn forget(cache: &SessionCache, user_ids: impl Iterator<Item = Option<i64>>) {
+    let ids: Option<Vec<i64>> = user_ids.collect();
+    match ids {
+        Some(ids) => cache.forget_users(&ids),
+        None => cache.clear(),
+    }
+}
