@@ -11,6 +11,7 @@ pub mod csrf;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod memory;
 pub mod metrics;
 pub mod openapi;
 pub mod purge;

@@ -2,7 +2,8 @@
 
 use std::process::ExitCode;
 
-#[actix_web::main]
-async fn main() -> ExitCode {
-    tessera::cli::main().await
+fn main() -> ExitCode {
+    // Before the runtime starts any thread.
+    tessera::memory::configure_allocator();
+    actix_web::rt::System::new().block_on(tessera::cli::main())
 }

@@ -1,29 +1,41 @@
 //! Argon2id hashing and verification, off the actix workers and bounded in number.
 //!
 //! Each computation takes ~19 MiB and a core for tens of milliseconds; without a bound, a flood of
-//! logins would take memory and every blocking thread. A semaphore lets `max_concurrency` run at
-//! once; the rest wait asynchronously, holding no memory beyond their request.
+//! logins would take memory and every blocking thread. They run on a pool of `max_concurrency`
+//! threads of their own; the rest wait in its queue, holding no memory beyond their request.
+//! The pool's threads run at a lower CPU priority (nice +10), so that during a login flood the
+//! actix workers still get the cores they need to answer everything else promptly, while an idle
+//! machine gives argon2 all of its time.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
 
-use actix_web::web;
 use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString,
 };
 use argon2::Argon2;
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
 
 use crate::domain::Password;
 use crate::error::ApiError;
 
+/// How much lower than the rest of the server the argon2 threads run (a `nice` increment).
+const ARGON2_NICENESS: i32 = 10;
+
+type Job = Box<dyn FnOnce() + Send>;
+
 /// Hashes and verifies passwords with Argon2id at the crate's defaults (OWASP: m=19456 KiB, t=2, p=1).
 pub struct PasswordHasher {
-    permits: Arc<Semaphore>,
+    /// The pool's queue; dropping it (with the hasher) ends the pool's threads.
+    jobs: Mutex<mpsc::Sender<Job>>,
+    threads: usize,
     /// A real hash of a random password, verified against when the username is unknown so that
     /// "no such user" costs the same as "wrong password".
     dummy_hash: Arc<str>,
-    /// Computations waiting for a permit or running.
+    /// Computations waiting or running.
     in_flight: Arc<AtomicUsize>,
 }
 
@@ -31,8 +43,21 @@ impl PasswordHasher {
     pub fn new(max_concurrency: usize) -> Self {
         let random = SaltString::generate(&mut OsRng);
         let dummy_hash = hash_blocking(random.as_str()).unwrap_or_default();
+        let threads = max_concurrency.max(1);
+        let (sender, receiver) = mpsc::channel::<Job>();
+        let receiver = Arc::new(Mutex::new(receiver));
+        for n in 0..threads {
+            let receiver = Arc::clone(&receiver);
+            let spawned = thread::Builder::new()
+                .name(format!("argon2-{n}"))
+                .spawn(move || worker(&receiver));
+            if let Err(error) = spawned {
+                tracing::error!(%error, "cannot start an argon2 thread");
+            }
+        }
         Self {
-            permits: Arc::new(Semaphore::new(max_concurrency.max(1))),
+            jobs: Mutex::new(sender),
+            threads,
             dummy_hash: dummy_hash.into(),
             in_flight: Arc::new(AtomicUsize::new(0)),
         }
@@ -70,12 +95,12 @@ impl PasswordHasher {
         Ok(known && matches)
     }
 
-    /// Permits not taken right now.
-    pub fn available_permits(&self) -> usize {
-        self.permits.available_permits()
+    /// How many computations can run at once.
+    pub fn concurrency(&self) -> usize {
+        self.threads
     }
 
-    /// How many computations are waiting for a permit or running (the argon2 queue depth).
+    /// How many computations are waiting or running (the argon2 queue depth).
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
     }
@@ -86,20 +111,48 @@ impl PasswordHasher {
         T: Send + 'static,
     {
         let queued = InFlight::enter(&self.in_flight);
-        let permit = Arc::clone(&self.permits)
-            .acquire_owned()
-            .await
-            .map_err(|_| ApiError::Internal("argon2 semaphore closed".into()))?;
-        // The permit moves into the blocking task, so it is held until the work ends even if the
-        // client goes away meanwhile.
-        web::block(move || {
-            let result = work();
-            drop(permit);
+        let (done, result) = oneshot::channel();
+        // The job runs to its end even if the client goes away meanwhile; its answer is dropped.
+        let job: Job = Box::new(move || {
+            let _ = done.send(work());
             drop(queued);
-            result
-        })
-        .await
-        .map_err(|_| ApiError::Internal("argon2 worker thread failed".into()))
+        });
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(job)
+            .map_err(|_| ApiError::Internal("the argon2 pool has stopped".into()))?;
+        result
+            .await
+            .map_err(|_| ApiError::Internal("an argon2 computation failed".into()))
+    }
+}
+
+/// One pool thread: lowers its own priority, then runs jobs until the queue is dropped.
+fn worker(jobs: &Mutex<mpsc::Receiver<Job>>) {
+    lower_priority();
+    loop {
+        let job = match jobs.lock() {
+            Ok(receiver) => receiver.recv(),
+            Err(poisoned) => poisoned.into_inner().recv(),
+        };
+        let Ok(job) = job else { return };
+        // A panicking job loses its own answer (its caller gets an error), not the thread.
+        if catch_unwind(AssertUnwindSafe(job)).is_err() {
+            tracing::error!("an argon2 computation panicked");
+        }
+    }
+}
+
+/// On Linux the nice value belongs to the thread, so this lowers only the calling thread.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: setpriority has no memory-safety preconditions; `who = 0` is the caller.
+        let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, ARGON2_NICENESS) };
+        if rc != 0 {
+            tracing::debug!("cannot lower the argon2 thread's priority");
+        }
     }
 }
 
@@ -151,6 +204,43 @@ mod tests {
     async fn an_unknown_user_never_verifies() {
         let hasher = PasswordHasher::new(1);
         assert!(!hasher.verify(None, pw("anything")).await.unwrap());
-        assert_eq!(hasher.available_permits(), 1);
+        assert_eq!(hasher.in_flight(), 0);
+    }
+
+    #[actix_web::test]
+    async fn computations_beyond_the_pool_wait_their_turn() {
+        let hasher = Arc::new(PasswordHasher::new(2));
+        assert_eq!(hasher.concurrency(), 2);
+        let hash = hasher.hash(pw("correct horse")).await.unwrap();
+        let checks: Vec<_> = (0..6)
+            .map(|i| {
+                let (hasher, hash) = (Arc::clone(&hasher), hash.clone());
+                let offered = if i % 2 == 0 { "correct horse" } else { "wrong" };
+                actix_web::rt::spawn(async move { hasher.verify(Some(hash), pw(offered)).await })
+            })
+            .collect();
+        for (i, check) in checks.into_iter().enumerate() {
+            assert_eq!(check.await.unwrap().unwrap(), i % 2 == 0);
+        }
+        assert_eq!(hasher.in_flight(), 0);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn pool_threads_run_at_a_lower_priority() {
+        let hasher = PasswordHasher::new(1);
+        let (tx, rx) = mpsc::channel();
+        let job: Job = Box::new(move || {
+            // SAFETY: getpriority has no preconditions; errno is not consulted for this value.
+            let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+            let _ = tx.send(nice);
+        });
+        hasher.jobs.lock().unwrap().send(job).unwrap();
+        let ours = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+        let theirs = rx.recv().unwrap();
+        assert!(
+            theirs > ours || theirs == 19,
+            "pool nice {theirs}, caller {ours}"
+        );
     }
 }
