@@ -9,7 +9,10 @@
 //! * every other change (another instance, the CLI, an operator's SQL) reaches
 //!   [`crate::auth::sync`] through triggers on `sessions` and `users`, which evicts here too;
 //! * while that channel is down (PostgreSQL unreachable, say) the cache is switched off and every
-//!   request reads the database, since a revocation elsewhere could go unseen.
+//!   request reads the database, since a revocation elsewhere could go unseen;
+//! * the channel must also prove it works, renewing a short lease ([`SessionCache::renew`]): a
+//!   connection that hangs without failing (a network partition) or a stalled thread lets the lease
+//!   run out, and the cache stops answering by itself.
 //!
 //! Fills race with evictions: a request can read a row just before it is revoked and try to store
 //! it just after the eviction ran. Every eviction bumps a generation number, and a fill is dropped
@@ -18,6 +21,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
 
 use crate::db::sessions::SessionRow;
 use crate::db::users::Account;
@@ -47,6 +51,9 @@ pub struct SessionCache {
     generation: AtomicU64,
     /// Whether entries may be used and stored: the invalidation channel is up.
     live: AtomicBool,
+    /// Milliseconds after `epoch` until which the channel is known to work.
+    lease_until: AtomicU64,
+    epoch: Instant,
     capacity: usize,
 }
 
@@ -58,6 +65,8 @@ impl SessionCache {
             entries: RwLock::new(Entries::default()),
             generation: AtomicU64::new(0),
             live: AtomicBool::new(false),
+            lease_until: AtomicU64::new(0),
+            epoch: Instant::now(),
             capacity,
         }
     }
@@ -68,11 +77,24 @@ impl SessionCache {
 
     /// Whether lookups can currently be answered from memory.
     pub fn is_live(&self) -> bool {
-        self.capacity > 0 && self.live.load(Ordering::Acquire)
+        self.capacity > 0
+            && self.live.load(Ordering::Acquire)
+            && self.millis() < self.lease_until.load(Ordering::Acquire)
+    }
+
+    /// The channel has just shown that it works (everything sent before now has been read): the
+    /// cache may answer for `lease` more.
+    pub fn renew(&self, lease: Duration) {
+        let until = self.millis().saturating_add(lease.as_millis() as u64);
+        self.lease_until.fetch_max(until, Ordering::AcqRel);
+    }
+
+    fn millis(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
     }
 
     /// Switches the cache on or off; either way it starts empty, since nothing seen before the
-    /// switch can be trusted after it.
+    /// switch can be trusted after it. Switching on does not renew the lease.
     pub fn set_live(&self, live: bool) {
         self.live.store(live, Ordering::Release);
         // After the store: a fill that read under an older ticket is refused by the bump.
@@ -222,6 +244,7 @@ mod tests {
     fn live(capacity: usize) -> SessionCache {
         let cache = SessionCache::new(capacity);
         cache.set_live(true);
+        cache.renew(Duration::from_secs(3600));
         cache
     }
 
@@ -231,8 +254,23 @@ mod tests {
         cache.insert(cache.ticket(), "h1", entry(1, "s1"));
         assert!(cache.get("h1").is_none());
         cache.set_live(true);
+        cache.renew(Duration::from_secs(60));
         cache.insert(cache.ticket(), "h1", entry(1, "s1"));
         assert_eq!(cache.get("h1").unwrap().session.id, "s1");
+    }
+
+    #[test]
+    fn an_unrenewed_lease_stops_the_cache() {
+        let cache = SessionCache::new(10);
+        cache.set_live(true);
+        assert!(!cache.is_live(), "on, but never shown to work");
+        cache.renew(Duration::from_millis(30));
+        cache.insert(cache.ticket(), "h1", entry(1, "s1"));
+        assert!(cache.get("h1").is_some());
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(cache.get("h1").is_none(), "lease ran out");
+        cache.renew(Duration::from_millis(30));
+        assert!(cache.get("h1").is_some(), "same channel, nothing missed");
     }
 
     #[test]

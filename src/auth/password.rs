@@ -114,8 +114,9 @@ impl PasswordHasher {
         let (done, result) = oneshot::channel();
         // The job runs to its end even if the client goes away meanwhile; its answer is dropped.
         let job: Job = Box::new(move || {
-            let _ = done.send(work());
+            let answer = work();
             drop(queued);
+            let _ = done.send(answer);
         });
         self.jobs
             .lock()

@@ -9,7 +9,9 @@
 //!
 //! Whenever the channel is down (connection lost, a query failed) the cache is switched off and
 //! emptied, so requests fall back to the database rather than trust copies that may have missed a
-//! revocation; it comes back on, empty, once listening again. The thread holds only a weak
+//! revocation; it comes back on, empty, once listening again. While up, the channel renews the
+//! cache's lease ([`LEASE`]) each time it proves it has read everything: a PostgreSQL round trip
+//! every [`HEARTBEAT`], every SQLite poll. The thread holds only a weak
 //! reference and ends when the server that owns the cache is gone.
 
 use std::sync::{Arc, Weak};
@@ -36,7 +38,10 @@ pub fn await_propagation() {
 }
 
 /// How often the listening connection is checked with a round trip.
-const HEARTBEAT: Duration = Duration::from_secs(2);
+const HEARTBEAT: Duration = Duration::from_millis(250);
+/// How long the cache may answer after the channel last proved it works: a hung connection or a
+/// stalled thread turns it off after this, before any timeout fires.
+const LEASE: Duration = Duration::from_secs(1);
 /// Waits between reconnection attempts, doubling up to the last.
 const RETRY: [Duration; 4] = [
     Duration::from_millis(100),
@@ -127,7 +132,7 @@ fn listen_postgres(cache: &Weak<SessionCache>, url: &str, timeout: Duration) -> 
     if let Some(stop) = go_live(cache) {
         return stop;
     }
-    let mut last_ping = Instant::now();
+    let mut last_ping: Option<Instant> = None;
     loop {
         thread::sleep(PG_POLL);
         let Some(cache) = cache.upgrade() else {
@@ -138,11 +143,18 @@ fn listen_postgres(cache: &Weak<SessionCache>, url: &str, timeout: Duration) -> 
             Ok(payloads) => forget(&cache, payloads.iter().map(|p| p.parse::<i64>().ok())),
             Err(e) => return lost(true, e),
         }
-        if last_ping.elapsed() >= HEARTBEAT {
+        if last_ping.is_none_or(|at| at.elapsed() >= HEARTBEAT) {
             if let Err(e) = invalidations::ping(&mut conn) {
                 return lost(true, e);
             }
-            last_ping = Instant::now();
+            // The reply came after every notification sent before the ping: read them, then
+            // everything up to the ping is known.
+            match invalidations::received(&mut conn) {
+                Ok(payloads) => forget(&cache, payloads.iter().map(|p| p.parse::<i64>().ok())),
+                Err(e) => return lost(true, e),
+            }
+            cache.renew(LEASE);
+            last_ping = Some(Instant::now());
         }
     }
 }
@@ -169,6 +181,7 @@ fn poll_sqlite(cache: &Weak<SessionCache>, manager: &ConnectionManager) -> Stop 
             Err(e) => return lost(true, e),
         };
         let Some(&(newest, _)) = entries.last() else {
+            cache.renew(LEASE);
             continue;
         };
         // Numbers are never reused and commits are serial, so a hole means entries were deleted
@@ -179,6 +192,9 @@ fn poll_sqlite(cache: &Weak<SessionCache>, manager: &ConnectionManager) -> Stop 
             forget(&cache, entries.iter().map(|&(_, user_id)| Some(user_id)));
         }
         seen = newest;
+        if entries.len() < BATCH as usize {
+            cache.renew(LEASE);
+        }
     }
 }
 
