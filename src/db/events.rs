@@ -81,7 +81,7 @@ pub struct EventRow {
 
 pub fn insert_many(conn: &mut DbConnection, events: &[NewEvent]) -> QueryResult<usize> {
     // Multi-row inserts are not supported through MultiConnection; a transaction keeps it one commit.
-    conn.transaction(|conn| {
+    super::write_transaction(conn, |conn| {
         for event in events {
             diesel::insert_into(auth_events::table)
                 .values(event)

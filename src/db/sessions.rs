@@ -119,7 +119,7 @@ pub fn create_replacing(
     replaces: Option<&str>,
     max_active: i64,
 ) -> QueryResult<Created> {
-    conn.transaction(|conn| {
+    super::write_transaction(conn, |conn| {
         let mut created = Created::default();
         if let Some(old_hash) = replaces {
             created.replaced =
@@ -223,7 +223,7 @@ pub fn revoke_all_for_user(
     reason: RevokeReason,
     now: NaiveDateTime,
 ) -> QueryResult<Vec<String>> {
-    conn.transaction(|conn| {
+    super::write_transaction(conn, |conn| {
         let mut query = active_for_user(user_id).select(sessions::id);
         if let Some(keep) = keep {
             query = query.filter(sessions::id.ne(keep.to_owned()));

@@ -98,7 +98,7 @@ pub fn change_password(
     password_hash: &str,
     now: NaiveDateTime,
 ) -> QueryResult<Vec<String>> {
-    conn.transaction(|conn| {
+    super::write_transaction(conn, |conn| {
         diesel::update(users::table.filter(users::id.eq(id)))
             .set(users::password_hash.eq(password_hash))
             .execute(conn)?;
@@ -114,7 +114,7 @@ pub fn change_password(
 
 /// Deletes the user; their sessions go with them (ON DELETE CASCADE).
 pub fn delete(conn: &mut DbConnection, id: i64) -> QueryResult<usize> {
-    conn.transaction(|conn| {
+    super::write_transaction(conn, |conn| {
         diesel::delete(
             super::schema::sessions::table.filter(super::schema::sessions::user_id.eq(id)),
         )
@@ -139,7 +139,7 @@ pub fn set_disabled(
     key: &str,
     disabled_at: Option<NaiveDateTime>,
 ) -> QueryResult<bool> {
-    conn.transaction(|conn| {
+    super::write_transaction(conn, |conn| {
         let id: Option<i64> = users::table
             .filter(users::username_key.eq(key))
             .select(users::id)

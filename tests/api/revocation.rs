@@ -22,6 +22,7 @@ backend_tests!(
     default_session_limit_is_twenty,
     every_revocation_records_its_reason_and_time,
     revocation_endpoints_need_a_session,
+    revocations_racing_logins_never_answer_503,
 );
 
 #[track_caller]
@@ -440,4 +441,58 @@ async fn revocation_endpoints_need_a_session(backend: Backend) {
     }
     app.me_with(&token, &[]).await.expect(200);
     assert_live(&app.session_for(&token));
+}
+
+/// Revoking all sessions reads, then writes, in one transaction. On SQLite a deferred transaction
+/// cannot upgrade its read to a write once another connection has committed, and answered 503 at
+/// once ("database is locked") under concurrent logins; it must wait its turn instead.
+async fn revocations_racing_logins_never_answer_503(backend: Backend) {
+    let app = spawn_app_with(backend, &[("MAX_SESSIONS_PER_USER", "0")]).await;
+    app.register_ok("alice", PASSWORD).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let (base, client) = (app.address.clone(), http_client(false));
+        tasks.spawn(async move {
+            let mut statuses = Vec::new();
+            for _ in 0..8 {
+                let login = client
+                    .post(format!("{base}/login"))
+                    .json(&credentials("alice", PASSWORD))
+                    .send()
+                    .await
+                    .expect("login");
+                statuses.push(login.status().as_u16());
+                let cookie = set_cookies(login.headers())
+                    .into_iter()
+                    .find(|c| c.name() == DEFAULT_COOKIE)
+                    .map(|c| format!("{DEFAULT_COOKIE}={}", c.value()));
+                let Some(cookie) = cookie else { continue };
+                let others = client
+                    .delete(format!("{base}/users/me/sessions"))
+                    .header("Cookie", &cookie)
+                    .send()
+                    .await
+                    .expect("revoke others");
+                statuses.push(others.status().as_u16());
+                let all = client
+                    .post(format!("{base}/logout/all"))
+                    .header("Cookie", &cookie)
+                    .send()
+                    .await
+                    .expect("logout all");
+                statuses.push(all.status().as_u16());
+            }
+            statuses
+        });
+    }
+    let mut seen = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        seen.extend(done.expect("task"));
+    }
+    assert_eq!(seen.len(), 16 * 8 * 3, "{seen:?}");
+    assert!(
+        seen.iter().all(|s| [200, 401].contains(s)),
+        "only 200 (or 401 for a session another request just ended): {seen:?}"
+    );
+    assert!(seen.iter().filter(|s| **s == 200).count() >= 16 * 8);
 }
