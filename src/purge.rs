@@ -5,7 +5,7 @@
 
 use std::time::Duration as StdDuration;
 
-use chrono::Duration;
+use chrono::{Duration, NaiveDateTime};
 use diesel::QueryResult;
 
 use crate::config::Settings;
@@ -71,10 +71,8 @@ pub fn purge(conn: &mut DbConnection, settings: &Settings) -> QueryResult<PurgeR
         invalidations::delete_before(conn, log_cutoff)?;
     }
     Ok(PurgeReport {
-        expired: in_batches(batch, || sessions::expire_overdue(conn, now, batch))?,
-        sessions_deleted: in_batches(batch, || {
-            sessions::delete_ended_before(conn, session_cutoff, batch)
-        })?,
+        expired: expire_all(conn, now, batch)?,
+        sessions_deleted: delete_all_ended(conn, session_cutoff, batch)?,
         events_deleted: in_batches(batch, || {
             events::delete_older_than(conn, event_cutoff, batch)
         })?,
@@ -82,6 +80,36 @@ pub fn purge(conn: &mut DbConnection, settings: &Settings) -> QueryResult<PurgeR
             login_failures::delete_older_than(conn, failure_cutoff, batch)
         })?,
     })
+}
+
+/// Every overdue active session marked `expired`, batch after batch, oldest expiry first.
+fn expire_all(conn: &mut DbConnection, now: NaiveDateTime, batch: i64) -> QueryResult<usize> {
+    let (mut total, mut from) = (0, None);
+    loop {
+        let (changed, next) = sessions::expire_overdue(conn, now, from, batch)?;
+        total += changed;
+        match next {
+            Some(next) => from = Some(next),
+            None => return Ok(total),
+        }
+    }
+}
+
+/// Every session that ended before `cutoff` deleted, batch after batch, in primary key order.
+fn delete_all_ended(
+    conn: &mut DbConnection,
+    cutoff: NaiveDateTime,
+    batch: i64,
+) -> QueryResult<usize> {
+    let (mut total, mut after) = (0, None::<String>);
+    loop {
+        let (deleted, last) = sessions::delete_ended_before(conn, cutoff, after.as_deref(), batch)?;
+        total += deleted;
+        match last {
+            Some(last) => after = Some(last),
+            None => return Ok(total),
+        }
+    }
 }
 
 fn in_batches(batch: i64, mut step: impl FnMut() -> QueryResult<usize>) -> QueryResult<usize> {

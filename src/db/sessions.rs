@@ -281,38 +281,59 @@ pub fn touch(
     }
 }
 
-/// Marks up to `batch` active sessions past their expiry `expired`.
+/// Marks up to `batch` active sessions past their expiry `expired`, oldest expiry first, starting
+/// at `from` (the last expiry of the previous batch); returns how many it changed and, when the
+/// batch was full, where the next one starts.
+/// Walking forward keeps a long purge linear: every batch would otherwise rescan the index
+/// entries the previous ones left dead.
 pub fn expire_overdue(
     conn: &mut DbConnection,
     now: NaiveDateTime,
+    from: Option<NaiveDateTime>,
     batch: i64,
-) -> QueryResult<usize> {
-    let ids: Vec<String> = sessions::table
+) -> QueryResult<(usize, Option<NaiveDateTime>)> {
+    let mut query = sessions::table
         .filter(sessions::status.eq(SessionStatus::Active.as_str()))
         .filter(sessions::expires_at.le(now))
-        .select(sessions::id)
+        .into_boxed();
+    if let Some(from) = from {
+        query = query.filter(sessions::expires_at.ge(from));
+    }
+    let rows: Vec<(String, NaiveDateTime)> = query
+        .order(sessions::expires_at.asc())
+        .select((sessions::id, sessions::expires_at))
         .limit(batch)
         .load(conn)?;
-    if ids.is_empty() {
-        return Ok(0);
+    let next = match rows.last() {
+        Some((_, last)) if rows.len() as i64 >= batch => Some(*last),
+        _ => None,
+    };
+    if rows.is_empty() {
+        return Ok((0, None));
     }
-    diesel::update(
+    let ids: Vec<String> = rows.into_iter().map(|(id, _)| id).collect();
+    let changed = diesel::update(
         sessions::table
             .filter(sessions::id.eq_any(ids))
             .filter(sessions::status.eq(SessionStatus::Active.as_str()))
             .filter(sessions::expires_at.le(now)),
     )
     .set(sessions::status.eq(SessionStatus::Expired.as_str()))
-    .execute(conn)
+    .execute(conn)?;
+    Ok((changed, next))
 }
 
 /// Deletes up to `batch` sessions that ended before `cutoff`: inactive ones by when they were
 /// revoked (or last used, for rows from before `revoked_at` existed), expired ones by their expiry.
+/// Walks the primary key from `after` (the last id of the previous batch), so a purge of millions
+/// of rows reads each row once instead of rescanning the ones already deleted; returns how many
+/// were deleted and the last id looked at (`None`: nothing left).
 pub fn delete_ended_before(
     conn: &mut DbConnection,
     cutoff: NaiveDateTime,
+    after: Option<&str>,
     batch: i64,
-) -> QueryResult<usize> {
+) -> QueryResult<(usize, Option<String>)> {
     let inactive = sessions::status.eq(SessionStatus::Inactive.as_str()).and(
         sessions::revoked_at.lt(cutoff).or(sessions::revoked_at
             .is_null()
@@ -321,16 +342,21 @@ pub fn delete_ended_before(
     let expired = sessions::status
         .eq(SessionStatus::Expired.as_str())
         .and(sessions::expires_at.lt(cutoff));
-    let ids: Vec<String> = sessions::table
-        .filter(inactive.or(expired))
+    let mut query = sessions::table.filter(inactive.or(expired)).into_boxed();
+    if let Some(after) = after {
+        query = query.filter(sessions::id.gt(after.to_owned()));
+    }
+    let ids: Vec<String> = query
+        .order(sessions::id.asc())
         .select(sessions::id)
         .limit(batch)
         .load(conn)?;
-    if ids.is_empty() {
-        return Ok(0);
-    }
+    let Some(last) = ids.last().cloned() else {
+        return Ok((0, None));
+    };
     // Rows revived meanwhile cannot be: only ended rows are listed, and ended rows never return.
-    diesel::delete(sessions::table.filter(sessions::id.eq_any(ids))).execute(conn)
+    let deleted = diesel::delete(sessions::table.filter(sessions::id.eq_any(ids))).execute(conn)?;
+    Ok((deleted, Some(last)))
 }
 
 /// Ends up to `batch` active sessions of anyone; returns how many it ended.
