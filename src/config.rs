@@ -311,7 +311,9 @@ impl Settings {
             vars.int("ARGON2_MAX_CONCURRENCY", cores as i64, 1, 1024)? as usize;
         let session_cache_size = vars.int("SESSION_CACHE_SIZE", 100_000, 0, 100_000_000)? as usize;
 
-        let log_filter = vars.get("RUST_LOG").unwrap_or_else(|| "info".into());
+        let log_filter = vars
+            .get("RUST_LOG")
+            .map_or_else(|| "info".into(), |raw| trim_directives(&raw));
         if let Err(e) = EnvFilter::try_new(&log_filter) {
             return Err(ConfigError::new(
                 "RUST_LOG",
@@ -572,6 +574,18 @@ impl<F: Fn(&str) -> Option<String>> Vars<'_, F> {
     }
 }
 
+/// A `RUST_LOG` filter with each comma-separated directive trimmed (and empty ones dropped).
+/// tracing-subscriber finds the parts of a directive at offsets counted after trimming it, but cuts
+/// the untrimmed text there: a space after a comma (`info, tessera=debug`) garbles the directive,
+/// and panics when a multi-byte character follows.
+fn trim_directives(raw: &str) -> String {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|directive| !directive.is_empty())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Splits on `,` or `;` and normalises each entry to the form browsers send in `Origin`.
 fn parse_origins(raw: &str) -> Result<Vec<String>, String> {
     let mut origins = Vec::new();
@@ -631,6 +645,17 @@ fn validate_cookie(cookie: &CookieSettings) -> Result<(), ConfigError> {
             "COOKIE_NAME",
             format!(
                 "`{}` contains characters not allowed in a cookie name",
+                cookie.name
+            ),
+        ));
+    }
+    // The server percent-decodes cookie names when it reads them (`SessionCookies::read`), so a
+    // name with `%` in it would never find its own cookie: every request would be a 401.
+    if cookie.name.contains('%') {
+        return Err(ConfigError::new(
+            "COOKIE_NAME",
+            format!(
+                "`{}` contains %, which is percent-decoded when the cookie is read back; the server would never find its cookie",
                 cookie.name
             ),
         ));
@@ -785,6 +810,13 @@ mod tests {
         );
         assert!(settings(&[("COOKIE_NAME", "__Secure-t"), ("COOKIE_DOMAIN", "a.test")]).is_ok());
         assert!(settings(&[("COOKIE_NAME", "bad name")]).is_err());
+        // Found by the `cookie_token` fuzz target: read back, `%5F` is `_`, not this name.
+        assert_eq!(
+            settings(&[("COOKIE_NAME", "access%5Ftoken")])
+                .unwrap_err()
+                .var,
+            "COOKIE_NAME"
+        );
         assert!(settings(&[("COOKIE_SAMESITE", "sometimes")]).is_err());
     }
 
@@ -879,6 +911,20 @@ mod tests {
                 .unwrap_err()
                 .var,
             "PUBLIC_ORIGIN"
+        );
+    }
+
+    /// Found by the `config` fuzz target: a space after a comma made tracing-subscriber misread
+    /// the directive, or panic when a multi-byte character followed.
+    #[test]
+    fn log_filter_directives_are_trimmed() {
+        let s = settings(&[("RUST_LOG", "info, tessera=debug ,actix_web=warn")]).unwrap();
+        assert_eq!(s.log_filter, "info,tessera=debug,actix_web=warn");
+        let s = settings(&[("RUST_LOG", "info, \u{e9}t\u{e9}=debug")]).unwrap();
+        assert_eq!(s.log_filter, "info,\u{e9}t\u{e9}=debug");
+        assert_eq!(
+            settings(&[("RUST_LOG", "info, =debug")]).unwrap_err().var,
+            "RUST_LOG"
         );
     }
 

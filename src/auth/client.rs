@@ -64,6 +64,11 @@ impl FromRequest for ClientInfo {
 
 /// The peer, unless it is a trusted proxy: then the rightmost `X-Forwarded-For` entry that is not
 /// itself trusted. An unparsable entry ends the walk at the last address known good.
+///
+/// The header is split into entries as bytes: an entry that is not text (a client may send any
+/// byte, and proxies append their entry to the same header) is one more unparsable entry. Skipping
+/// the whole header instead would ignore the address the proxy appended, so that a client could
+/// pass itself off as an address written further left, or as the proxy that all its users share.
 pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     let mut client = peer;
@@ -72,19 +77,18 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
     }
     let hops = headers
         .get_all("x-forwarded-for")
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(|hop| std::str::from_utf8(hop).ok().map(str::trim))
         .collect::<Vec<_>>();
     for hop in hops.into_iter().rev() {
-        match hop.parse::<IpAddr>() {
-            Ok(ip) => {
+        match hop.and_then(|hop| hop.parse::<IpAddr>().ok()) {
+            Some(ip) => {
                 client = ip;
                 if !is_trusted(&ip) {
                     break;
                 }
             }
-            Err(_) => break,
+            None => break,
         }
     }
     client
@@ -142,6 +146,25 @@ mod tests {
             "2001:db8:1:2::/64"
         );
         assert_eq!(client("192.0.2.1").throttle_key(), "192.0.2.1");
+    }
+
+    /// Found by the `client_headers` fuzz target: a header that was not all ASCII was skipped.
+    #[test]
+    fn bytes_that_are_not_text_are_an_unparsable_entry() {
+        let peer: IpAddr = "10.0.0.1".parse().unwrap();
+        let trusted = nets(&["10.0.0.0/8"]);
+        let mut h = xff("6.6.6.6");
+        h.append(
+            "x-forwarded-for".parse().unwrap(),
+            HeaderValue::from_bytes(b"\xff").unwrap(),
+        );
+        assert_eq!(client_ip(peer, &h, &trusted), peer);
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for".parse().unwrap(),
+            HeaderValue::from_bytes(b"caf\xe9, 198.51.100.7").unwrap(),
+        );
+        assert_eq!(client_ip(peer, &h, &trusted).to_string(), "198.51.100.7");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::fmt;
 use actix_web::cookie::time::{Duration, OffsetDateTime};
 use actix_web::cookie::Cookie;
 use actix_web::http::header::{
-    HeaderName, HeaderValue, InvalidHeaderValue, TryIntoHeaderPair, SET_COOKIE,
+    HeaderName, HeaderValue, InvalidHeaderValue, TryIntoHeaderPair, COOKIE, SET_COOKIE,
 };
 use actix_web::HttpRequest;
 
@@ -92,10 +92,22 @@ impl SessionCookies {
         }
     }
 
-    /// The raw value of the session cookie the request carries, if any.
+    /// The raw value of the session cookie the request carries, if any: the first cookie of that
+    /// name in the `Cookie` header(s), percent-decoded. Each `;`-separated cookie is parsed on its
+    /// own and one that cannot be (no `=`, an empty name, bytes that are not UTF-8) is skipped.
+    /// actix's `HttpRequest::cookie` skips them too, except that bytes that are not UTF-8 make it
+    /// drop every cookie of the request: another site on the domain setting a Latin-1 cookie would
+    /// log its users out here.
     pub fn read(&self, req: &HttpRequest) -> Option<String> {
-        req.cookie(&self.settings.name)
-            .map(|c| c.value().to_owned())
+        req.headers()
+            .get_all(COOKIE)
+            .flat_map(|header| header.as_bytes().split(|&b| b == b';'))
+            .filter_map(|pair| std::str::from_utf8(pair).ok())
+            .map(str::trim)
+            .filter(|pair| !pair.is_empty())
+            .filter_map(|pair| Cookie::parse_encoded(pair).ok())
+            .find(|cookie| cookie.name() == self.settings.name)
+            .map(|cookie| cookie.value().to_owned())
     }
 
     fn base(&self, value: String) -> Cookie<'static> {
@@ -151,6 +163,40 @@ mod tests {
         assert!(header.contains("SameSite=None"));
         assert!(!format!("{:?}", jar.issue(&token, 60)).contains(token.expose()));
         assert!(!cookies(None).clear().to_string().contains("Partitioned"));
+    }
+
+    fn request(cookie_headers: &[&[u8]]) -> HttpRequest {
+        let mut req = actix_web::test::TestRequest::default();
+        for value in cookie_headers {
+            req = req.append_header((COOKIE, HeaderValue::from_bytes(value).unwrap()));
+        }
+        req.to_http_request()
+    }
+
+    /// Found by the `cookie_token` fuzz target: a cookie that is not UTF-8 hid the session cookie.
+    #[test]
+    fn another_cookie_that_is_not_utf8_does_not_hide_ours() {
+        let token = SessionToken::generate();
+        let ours = format!("access_token={}", token.expose());
+        let jar = cookies(None);
+        let joined = [&b"legacy=caf\xe9; "[..], ours.as_bytes()].concat();
+        assert_eq!(
+            jar.read(&request(&[&joined])).as_deref(),
+            Some(token.expose())
+        );
+        let separate = request(&[b"legacy=caf\xe9", ours.as_bytes()]);
+        assert_eq!(jar.read(&separate).as_deref(), Some(token.expose()));
+    }
+
+    #[test]
+    fn the_first_well_formed_cookie_of_our_name_is_read() {
+        let jar = cookies(None);
+        let req = request(&[b"nameless; =empty; access_token=%41b; access_token=second"]);
+        assert_eq!(jar.read(&req).as_deref(), Some("Ab"));
+        assert_eq!(jar.read(&request(&[b"other=1"])), None);
+        assert_eq!(jar.read(&request(&[])), None);
+        let spaced = request(&[b"  access_token = value  ;x=y"]);
+        assert_eq!(jar.read(&spaced).as_deref(), Some("value"));
     }
 
     #[test]

@@ -86,6 +86,44 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     })
 }
 
+/// A body extraction whose value is dropped: only whether, and how, it fails.
+pub type BodyCheck = Pin<Box<dyn Future<Output = Result<(), ApiError>>>>;
+
+impl super::Endpoint {
+    /// Runs the body extractor of this endpoint's handler ([`JsonBody`] or [`OptionalJsonBody`]
+    /// of its body type) on `req` and `payload`, dropping the value; `None` when the handler takes
+    /// no JSON body. It exists for the fuzz targets in `fuzz/`, which cannot name the handlers'
+    /// body types; a test checks it against the request bodies of the OpenAPI document.
+    pub fn check_json_body(&self, req: &HttpRequest, payload: &mut Payload) -> Option<BodyCheck> {
+        fn dropped<E: 'static>(
+            extraction: impl Future<Output = Result<E, ApiError>> + 'static,
+        ) -> BodyCheck {
+            Box::pin(async move { extraction.await.map(drop) })
+        }
+        use super::{account, auth, sessions};
+        use actix_web::http::Method;
+        let check = match (&self.method, self.path) {
+            (&Method::POST, "/register" | "/users") => {
+                dropped(JsonBody::<auth::Registration>::from_request(req, payload))
+            }
+            (&Method::POST, "/login") => {
+                dropped(JsonBody::<auth::Credentials>::from_request(req, payload))
+            }
+            (&Method::PUT, "/users/me/password") => dropped(
+                JsonBody::<account::PasswordChange>::from_request(req, payload),
+            ),
+            (&Method::DELETE, "/users/me") => dropped(
+                JsonBody::<account::AccountDeletion>::from_request(req, payload),
+            ),
+            (&Method::DELETE, "/users/me/sessions" | "/users/me/sessions/{id}") => dropped(
+                OptionalJsonBody::<sessions::Reauth>::from_request(req, payload),
+            ),
+            _ => return None,
+        };
+        Some(check)
+    }
+}
+
 /// A required field: `null` or absent is a 422 naming it.
 pub fn require<T>(field: &str, value: Option<T>) -> Result<T, ApiError> {
     value.ok_or_else(|| ApiError::validation(field, format!("{field} is required.")))
@@ -125,6 +163,33 @@ mod tests {
                 assert!(!message.contains("987654321"), "{message}");
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    /// `Endpoint::check_json_body` knows the body of exactly the endpoints documented with one.
+    #[test]
+    fn json_body_checks_match_the_documented_request_bodies() {
+        let settings = crate::config::Settings::from_lookup(|_| None).unwrap();
+        let doc = crate::openapi::document(&settings);
+        for endpoint in super::super::ROUTES {
+            let item = &doc.paths.paths[endpoint.path];
+            let operation = match endpoint.method.as_str() {
+                "GET" => &item.get,
+                "POST" => &item.post,
+                "PUT" => &item.put,
+                "DELETE" => &item.delete,
+                other => panic!("no operation for {other}"),
+            };
+            let documented = operation
+                .as_ref()
+                .is_some_and(|op| op.request_body.is_some());
+            let (req, mut payload) = actix_web::test::TestRequest::default().to_http_parts();
+            let checked = endpoint.check_json_body(&req, &mut payload).is_some();
+            assert_eq!(
+                checked, documented,
+                "{} {}: body check {checked}, documented body {documented}",
+                endpoint.method, endpoint.path
+            );
         }
     }
 
