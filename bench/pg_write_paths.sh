@@ -49,6 +49,10 @@ INSERT INTO sessions (id, user_id, token_hash, status, client_fingerprint, creat
 VACUUM ANALYZE;
 SQL
 
+size=$(psql "$url" -qAt -c "SELECT pg_total_relation_size('sessions'), pg_relation_size('sessions'), (SELECT count(*) FROM sessions)")
+IFS='|' read -r total_bytes heap_bytes rows <<<"$size"
+echo "sessions: $rows rows, $((total_bytes / rows)) bytes per row with its indexes ($((heap_bytes / rows)) in the heap)"
+
 run() { # name script
     local out tps
     out=$("$pgbench" -n -M prepared -c "$CLIENTS" -j 2 -T "$DURATION" -D users="$USERS" -D sessions="$SESSIONS" \
