@@ -145,12 +145,18 @@ fn worker(jobs: &Mutex<mpsc::Receiver<Job>>) {
     }
 }
 
-/// On Linux the nice value belongs to the thread, so this lowers only the calling thread.
+/// On Linux the nice value belongs to the thread, so this lowers only the calling thread, by
+/// [`ARGON2_NICENESS`] below whatever the process runs at (19 is the floor).
 fn lower_priority() {
     #[cfg(target_os = "linux")]
     {
-        // SAFETY: setpriority has no memory-safety preconditions; `who = 0` is the caller.
-        let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, ARGON2_NICENESS) };
+        // SAFETY: getpriority/setpriority have no memory-safety preconditions; `who = 0` is the
+        // calling thread. getpriority's -1 is also a valid nice value; an error there only means
+        // starting from -1.
+        let rc = unsafe {
+            let current = libc::getpriority(libc::PRIO_PROCESS, 0);
+            libc::setpriority(libc::PRIO_PROCESS, 0, (current + ARGON2_NICENESS).min(19))
+        };
         if rc != 0 {
             tracing::debug!("cannot lower the argon2 thread's priority");
         }
