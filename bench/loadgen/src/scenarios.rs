@@ -761,24 +761,29 @@ impl Mixed {
         let keep = self.users[u].sessions.swap_remove(s);
         let others: Vec<Sess> = std::mem::take(&mut self.users[u].sessions);
         self.users[u].sessions.push(keep);
+        self.check_revoked("DELETE /users/me/sessions", &out, others);
+    }
+
+    /// A `{"revoked": n}` answer: it must have ended at least the `ended` sessions this client
+    /// knew were alive, which then count as ended.
+    fn check_revoked(&mut self, label: &str, out: &Outcome, ended: Vec<Sess>) {
         match out.status() {
             Some(200) => {
                 let revoked = out.json().and_then(|v| v.get("revoked")?.as_u64());
-                if revoked.is_none_or(|r| r < others.len() as u64) {
+                if revoked.is_none_or(|r| r < ended.len() as u64) {
                     self.stats.unexpected(format!(
-                        "DELETE /users/me/sessions ended {revoked:?} sessions, {} others were alive",
-                        others.len()
+                        "{label} ended {revoked:?} sessions, {} were alive",
+                        ended.len()
                     ));
                 }
-                for o in others {
+                for o in ended {
                     self.end(o.cookie);
                 }
             }
             _ if out.uncertain() => {}
-            _ => self.stats.unexpected(format!(
-                "DELETE /users/me/sessions with a live session: {}",
-                describe(&out)
-            )),
+            _ => self
+                .stats
+                .unexpected(format!("{label} with a live session: {}", describe(out))),
         }
     }
 
@@ -798,25 +803,7 @@ impl Mixed {
             )
             .await;
         let all: Vec<Sess> = std::mem::take(&mut self.users[u].sessions);
-        match out.status() {
-            Some(200) => {
-                let revoked = out.json().and_then(|v| v.get("revoked")?.as_u64());
-                if revoked.is_none_or(|r| r < all.len() as u64) {
-                    self.stats.unexpected(format!(
-                        "POST /logout/all ended {revoked:?} sessions, {} were alive",
-                        all.len()
-                    ));
-                }
-                for o in all {
-                    self.end(o.cookie);
-                }
-            }
-            _ if out.uncertain() => {}
-            _ => self.stats.unexpected(format!(
-                "POST /logout/all with a live session: {}",
-                describe(&out)
-            )),
-        }
+        self.check_revoked("POST /logout/all", &out, all);
     }
 
     /// `PUT /users/me/password`: every session ends, the answer carries a new one.
