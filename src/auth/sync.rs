@@ -138,10 +138,8 @@ fn listen_postgres(cache: &Weak<SessionCache>, url: &str, timeout: Duration) -> 
         let Some(cache) = cache.upgrade() else {
             return Stop::Gone;
         };
-        match invalidations::received(&mut conn) {
-            Ok(payloads) if payloads.is_empty() => {}
-            Ok(payloads) => forget(&cache, payloads.iter().map(|p| p.parse::<i64>().ok())),
-            Err(e) => return lost(true, e),
+        if let Err(e) = evict_notified(&mut conn, &cache) {
+            return lost(true, e);
         }
         if last_ping.is_none_or(|at| at.elapsed() >= HEARTBEAT) {
             if let Err(e) = invalidations::ping(&mut conn) {
@@ -149,14 +147,25 @@ fn listen_postgres(cache: &Weak<SessionCache>, url: &str, timeout: Duration) -> 
             }
             // The reply came after every notification sent before the ping: read them, then
             // everything up to the ping is known.
-            match invalidations::received(&mut conn) {
-                Ok(payloads) => forget(&cache, payloads.iter().map(|p| p.parse::<i64>().ok())),
-                Err(e) => return lost(true, e),
+            if let Err(e) = evict_notified(&mut conn, &cache) {
+                return lost(true, e);
             }
             cache.renew(LEASE);
             last_ping = Some(Instant::now());
         }
     }
+}
+
+/// Evicts the users named by every notification received so far (user ids as text).
+fn evict_notified(
+    conn: &mut diesel::PgConnection,
+    cache: &SessionCache,
+) -> diesel::QueryResult<()> {
+    let payloads = invalidations::received(conn)?;
+    if !payloads.is_empty() {
+        forget(cache, payloads.iter().map(|p| p.parse::<i64>().ok()));
+    }
+    Ok(())
 }
 
 fn poll_sqlite(cache: &Weak<SessionCache>, manager: &ConnectionManager) -> Stop {
