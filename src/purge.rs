@@ -10,6 +10,7 @@ use diesel::QueryResult;
 
 use crate::config::Settings;
 use crate::db::pool::StartupDbError;
+use crate::db::sessions::Ended;
 use crate::db::{
     self, events, invalidations, login_failures, migrations, sessions, DbConnection, DbPool,
 };
@@ -95,21 +96,26 @@ fn expire_all(conn: &mut DbConnection, now: NaiveDateTime, batch: i64) -> QueryR
     }
 }
 
-/// Every session that ended before `cutoff` deleted, batch after batch, in primary key order.
+/// Every session that ended before `cutoff` deleted, batch after batch: the logged-out and
+/// revoked ones first, then the expired ones, each kind in expiry order.
 fn delete_all_ended(
     conn: &mut DbConnection,
     cutoff: NaiveDateTime,
     batch: i64,
 ) -> QueryResult<usize> {
-    let (mut total, mut after) = (0, None::<String>);
-    loop {
-        let (deleted, last) = sessions::delete_ended_before(conn, cutoff, after.as_deref(), batch)?;
-        total += deleted;
-        match last {
-            Some(last) => after = Some(last),
-            None => return Ok(total),
+    let mut total = 0;
+    for kind in [Ended::Inactive, Ended::Expired] {
+        let mut from = None;
+        loop {
+            let (deleted, next) = sessions::delete_ended_before(conn, kind, cutoff, from, batch)?;
+            total += deleted;
+            match next {
+                Some(next) => from = Some(next),
+                None => break,
+            }
         }
     }
+    Ok(total)
 }
 
 fn in_batches(batch: i64, mut step: impl FnMut() -> QueryResult<usize>) -> QueryResult<usize> {
