@@ -1,4 +1,5 @@
-//! Records the git commit the binary was built from, for `tessera --version`.
+//! Records the git commit the binary was built from, for `tessera --version`, and rebuilds
+//! when a migration is added.
 
 use std::process::Command;
 
@@ -27,4 +28,6 @@ fn main() {
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/index");
     println!("cargo:rerun-if-changed=.git/refs");
+    // embed_migrations! reads this folder: a new migration must rebuild the binary
+    println!("cargo:rerun-if-changed=migrations");
 }
