@@ -292,26 +292,14 @@ pub fn expire_overdue(
     from: Option<NaiveDateTime>,
     batch: i64,
 ) -> QueryResult<(usize, Option<NaiveDateTime>)> {
-    let mut query = sessions::table
+    let query = sessions::table
         .filter(sessions::status.eq(SessionStatus::Active.as_str()))
         .filter(sessions::expires_at.le(now))
         .into_boxed();
-    if let Some(from) = from {
-        query = query.filter(sessions::expires_at.ge(from));
-    }
-    let rows: Vec<(String, NaiveDateTime)> = query
-        .order(sessions::expires_at.asc())
-        .select((sessions::id, sessions::expires_at))
-        .limit(batch)
-        .load(conn)?;
-    let next = match rows.last() {
-        Some((_, last)) if rows.len() as i64 >= batch => Some(*last),
-        _ => None,
-    };
-    if rows.is_empty() {
+    let (ids, next) = next_by_expiry(conn, query, from, batch)?;
+    if ids.is_empty() {
         return Ok((0, None));
     }
-    let ids: Vec<String> = rows.into_iter().map(|(id, _)| id).collect();
     let changed = diesel::update(
         sessions::table
             .filter(sessions::id.eq_any(ids))
@@ -347,7 +335,7 @@ pub fn delete_ended_before(
     from: Option<NaiveDateTime>,
     batch: i64,
 ) -> QueryResult<(usize, Option<NaiveDateTime>)> {
-    let mut query = match kind {
+    let query = match kind {
         Ended::Inactive => sessions::table
             .filter(sessions::status.eq(SessionStatus::Inactive.as_str()))
             .filter(
@@ -361,6 +349,26 @@ pub fn delete_ended_before(
             .filter(sessions::expires_at.lt(cutoff))
             .into_boxed(),
     };
+    let (ids, next) = next_by_expiry(conn, query, from, batch)?;
+    if ids.is_empty() {
+        return Ok((0, None));
+    }
+    // Only ended rows are listed, and ended rows never come back to life, so the ids alone are
+    // enough: a row another purger deleted meanwhile is simply not deleted twice.
+    let deleted = diesel::delete(sessions::table.filter(sessions::id.eq_any(ids))).execute(conn)?;
+    Ok((deleted, next))
+}
+
+/// The ids of the next `batch` rows of `query` in expiry order from `from`, and where the batch
+/// after them starts (`None` when this one was not full). Ties are safe: the caller changes every
+/// row it is given so that `query` no longer matches it, so starting again at the last expiry
+/// (inclusive) never returns a row twice.
+fn next_by_expiry(
+    conn: &mut DbConnection,
+    mut query: sessions::BoxedQuery<'static, crate::db::connection::MultiBackend>,
+    from: Option<NaiveDateTime>,
+    batch: i64,
+) -> QueryResult<(Vec<String>, Option<NaiveDateTime>)> {
     if let Some(from) = from {
         query = query.filter(sessions::expires_at.ge(from));
     }
@@ -373,14 +381,7 @@ pub fn delete_ended_before(
         Some((_, last)) if rows.len() as i64 >= batch => Some(*last),
         _ => None,
     };
-    if rows.is_empty() {
-        return Ok((0, None));
-    }
-    // Only ended rows are listed, and ended rows never come back to life, so the ids alone are
-    // enough: a row another purger deleted meanwhile is simply not deleted twice.
-    let ids: Vec<String> = rows.into_iter().map(|(id, _)| id).collect();
-    let deleted = diesel::delete(sessions::table.filter(sessions::id.eq_any(ids))).execute(conn)?;
-    Ok((deleted, next))
+    Ok((rows.into_iter().map(|(id, _)| id).collect(), next))
 }
 
 /// Ends up to `batch` active sessions of anyone; returns how many it ended.
