@@ -85,15 +85,7 @@ pub fn purge(conn: &mut DbConnection, settings: &Settings) -> QueryResult<PurgeR
 
 /// Every overdue active session marked `expired`, batch after batch, oldest expiry first.
 fn expire_all(conn: &mut DbConnection, now: NaiveDateTime, batch: i64) -> QueryResult<usize> {
-    let (mut total, mut from) = (0, None);
-    loop {
-        let (changed, next) = sessions::expire_overdue(conn, now, from, batch)?;
-        total += changed;
-        match next {
-            Some(next) => from = Some(next),
-            None => return Ok(total),
-        }
-    }
+    by_expiry(|from| sessions::expire_overdue(conn, now, from, batch))
 }
 
 /// Every session that ended before `cutoff` deleted, batch after batch: the logged-out and
@@ -105,17 +97,25 @@ fn delete_all_ended(
 ) -> QueryResult<usize> {
     let mut total = 0;
     for kind in [Ended::Inactive, Ended::Expired] {
-        let mut from = None;
-        loop {
-            let (deleted, next) = sessions::delete_ended_before(conn, kind, cutoff, from, batch)?;
-            total += deleted;
-            match next {
-                Some(next) => from = Some(next),
-                None => break,
-            }
-        }
+        total += by_expiry(|from| sessions::delete_ended_before(conn, kind, cutoff, from, batch))?;
     }
     Ok(total)
+}
+
+/// Runs `step` from the start of the expiry order, then from wherever it says the next batch
+/// starts, until it says nothing is left; returns the rows it changed in all.
+fn by_expiry(
+    mut step: impl FnMut(Option<NaiveDateTime>) -> QueryResult<(usize, Option<NaiveDateTime>)>,
+) -> QueryResult<usize> {
+    let (mut total, mut from) = (0, None);
+    loop {
+        let (changed, next) = step(from)?;
+        total += changed;
+        match next {
+            Some(next) => from = Some(next),
+            None => return Ok(total),
+        }
+    }
 }
 
 fn in_batches(batch: i64, mut step: impl FnMut() -> QueryResult<usize>) -> QueryResult<usize> {

@@ -327,7 +327,7 @@ pub enum Ended {
 /// was full, where the next one starts (`None`: nothing left).
 /// One kind at a time on the `(status, expires_at)` index keeps every batch a short index range:
 /// a single query for both kinds makes SQLite merge two index scans and sort everything that
-/// matches, every batch (a million dead rows then took over 20 minutes instead of seconds).
+/// matches, every batch (a million dead rows then took 23 minutes on SQLite instead of 6).
 pub fn delete_ended_before(
     conn: &mut DbConnection,
     kind: Ended,
