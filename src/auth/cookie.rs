@@ -55,6 +55,33 @@ impl TryIntoHeaderPair for SetCookie {
     }
 }
 
+/// At most this many distinct values of the session cookie are tried per request, so that a
+/// header stuffed with duplicates cannot make one request cost many database reads.
+pub const MAX_CANDIDATES: usize = 4;
+
+/// `name=value` of one cookie pair, with spaces and tabs trimmed around both and the value's
+/// surrounding double quotes removed; `None` without `=` or with an empty name.
+fn split_pair(pair: &[u8]) -> Option<(&[u8], &[u8])> {
+    let at = pair.iter().position(|&b| b == b'=')?;
+    let key = trim_wsp(&pair[..at]);
+    let mut value = trim_wsp(&pair[at + 1..]);
+    if value.len() >= 2 && value[0] == b'"' && value[value.len() - 1] == b'"' {
+        value = &value[1..value.len() - 1];
+    }
+    (!key.is_empty()).then_some((key, value))
+}
+
+/// Trims SP and HTAB only (RFC 6265's WSP), never other whitespace.
+fn trim_wsp(bytes: &[u8]) -> &[u8] {
+    let is_wsp = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = bytes.iter().position(|b| !is_wsp(b)).unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !is_wsp(b))
+        .map_or(start, |i| i + 1);
+    &bytes[start..end.max(start)]
+}
+
 /// The session cookie as configured.
 #[derive(Debug, Clone)]
 pub struct SessionCookies {
@@ -92,22 +119,43 @@ impl SessionCookies {
         }
     }
 
-    /// The raw value of the session cookie the request carries, if any: the first cookie of that
-    /// name in the `Cookie` header(s), percent-decoded. Each `;`-separated cookie is parsed on its
-    /// own and one that cannot be (no `=`, an empty name, bytes that are not UTF-8) is skipped.
-    /// actix's `HttpRequest::cookie` skips them too, except that bytes that are not UTF-8 make it
-    /// drop every cookie of the request: another site on the domain setting a Latin-1 cookie would
-    /// log its users out here.
-    pub fn read(&self, req: &HttpRequest) -> Option<String> {
-        req.headers()
+    /// The values of every cookie the request carries under the session cookie's name, in the
+    /// order sent, without duplicates and at most [`MAX_CANDIDATES`] of them. Browsers send one
+    /// cookie per matching (domain, path) pair, so a sibling subdomain can add a second
+    /// `access_token` beside ours: each value is a candidate, to be tried in turn.
+    ///
+    /// Each `;`-separated pair is parsed on its own (RFC 6265 section 5.2): split at the first
+    /// `=`, spaces and tabs trimmed around name and value, the value's surrounding double quotes
+    /// removed. The name must equal the configured one **byte for byte**: it is not
+    /// percent-decoded, and no other whitespace (U+00A0, U+2000, ...) is trimmed, so
+    /// `access%5Ftoken` or `\u{a0}access_token` is another cookie, never ours. A pair that is not
+    /// UTF-8 is skipped on its own (actix's `HttpRequest::cookie` drops every cookie of the
+    /// request then: another site on the domain setting a Latin-1 cookie would log users out).
+    pub fn candidates(&self, req: &HttpRequest) -> Vec<String> {
+        let name = self.settings.name.as_bytes();
+        let mut found: Vec<String> = Vec::new();
+        let pairs = req
+            .headers()
             .get_all(COOKIE)
-            .flat_map(|header| header.as_bytes().split(|&b| b == b';'))
-            .filter_map(|pair| std::str::from_utf8(pair).ok())
-            .map(str::trim)
-            .filter(|pair| !pair.is_empty())
-            .filter_map(|pair| Cookie::parse_encoded(pair).ok())
-            .find(|cookie| cookie.name() == self.settings.name)
-            .map(|cookie| cookie.value().to_owned())
+            .flat_map(|header| header.as_bytes().split(|&b| b == b';'));
+        for pair in pairs {
+            let Some((key, value)) = split_pair(pair) else {
+                continue;
+            };
+            if key != name {
+                continue;
+            }
+            let Ok(value) = std::str::from_utf8(value) else {
+                continue;
+            };
+            if !found.iter().any(|seen| seen == value) {
+                found.push(value.to_owned());
+                if found.len() == MAX_CANDIDATES {
+                    break;
+                }
+            }
+        }
+        found
     }
 
     fn base(&self, value: String) -> Cookie<'static> {
@@ -180,23 +228,53 @@ mod tests {
         let ours = format!("access_token={}", token.expose());
         let jar = cookies(None);
         let joined = [&b"legacy=caf\xe9; "[..], ours.as_bytes()].concat();
-        assert_eq!(
-            jar.read(&request(&[&joined])).as_deref(),
-            Some(token.expose())
-        );
+        assert_eq!(jar.candidates(&request(&[&joined])), [token.expose()]);
         let separate = request(&[b"legacy=caf\xe9", ours.as_bytes()]);
-        assert_eq!(jar.read(&separate).as_deref(), Some(token.expose()));
+        assert_eq!(jar.candidates(&separate), [token.expose()]);
     }
 
     #[test]
-    fn the_first_well_formed_cookie_of_our_name_is_read() {
+    fn every_well_formed_cookie_of_our_name_is_a_candidate() {
         let jar = cookies(None);
-        let req = request(&[b"nameless; =empty; access_token=%41b; access_token=second"]);
-        assert_eq!(jar.read(&req).as_deref(), Some("Ab"));
-        assert_eq!(jar.read(&request(&[b"other=1"])), None);
-        assert_eq!(jar.read(&request(&[])), None);
-        let spaced = request(&[b"  access_token = value  ;x=y"]);
-        assert_eq!(jar.read(&spaced).as_deref(), Some("value"));
+        let req = request(&[b"nameless; =empty; access_token=first; access_token=\"second\""]);
+        assert_eq!(jar.candidates(&req), ["first", "second"]);
+        assert!(jar.candidates(&request(&[b"other=1"])).is_empty());
+        assert!(jar.candidates(&request(&[])).is_empty());
+        let spaced = request(&[b"  access_token = value \t;x=y"]);
+        assert_eq!(jar.candidates(&spaced), ["value"]);
+        let repeated = request(&[b"access_token=a; access_token=a", b"access_token=b"]);
+        assert_eq!(jar.candidates(&repeated), ["a", "b"]);
+        let many: Vec<String> = (0..10).map(|i| format!("access_token=v{i}")).collect();
+        let many = request(&[many.join("; ").as_bytes()]);
+        assert_eq!(jar.candidates(&many).len(), MAX_CANDIDATES);
+    }
+
+    /// Issue 10, item 1: names were percent-decoded and Unicode-trimmed, so look-alike cookies
+    /// were read as the session cookie.
+    #[test]
+    fn names_match_byte_for_byte() {
+        let jar = cookies(None);
+        for spoof in [
+            "access%5Ftoken=x",
+            "access_token%20=x",
+            "%61ccess_token=x",
+            "\u{a0}access_token=x",
+            "\u{2000}access_token=x",
+            "access_token\u{3000}=x",
+            "Access_Token=x",
+        ] {
+            let req = request(&[spoof.as_bytes()]);
+            assert!(
+                jar.candidates(&req).is_empty(),
+                "{spoof:?} was read as ours"
+            );
+        }
+        let mut host = cookies(None);
+        host.settings.name = "__Host-access_token".into();
+        let req = request(&[b"__Host%2Daccess_token=x; __host-access_token=y"]);
+        assert!(host.candidates(&req).is_empty());
+        let req = request(&[b"__Host%2Daccess_token=x; __Host-access_token=real"]);
+        assert_eq!(host.candidates(&req), ["real"]);
     }
 
     #[test]

@@ -112,19 +112,36 @@ impl FromRequest for CurrentSession {
     }
 }
 
+/// Tries each value the request carries under the session cookie's name (browsers send
+/// duplicates for other paths and domains) and accepts the first that verifies. Only when none
+/// does is the request refused, clearing the cookie: a bad duplicate never costs a good session.
 async fn verify(req: &HttpRequest) -> Result<CurrentSession, ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::Internal("AppState is not registered".into()))?;
-    let Some(raw) = state.cookies.read(req) else {
+    let candidates = state.cookies.candidates(req);
+    if candidates.is_empty() {
         return Err(ApiError::NotAuthenticated { clear_cookie: None });
-    };
-    let refused = || ApiError::NotAuthenticated {
+    }
+    for raw in &candidates {
+        let Some(token) = SessionToken::parse(raw) else {
+            continue;
+        };
+        if let Some(current) = verify_token(req, state, token).await? {
+            return Ok(current);
+        }
+    }
+    Err(ApiError::NotAuthenticated {
         clear_cookie: Some(Box::new(state.cookies.clear())),
-    };
-    let Some(token) = SessionToken::parse(&raw) else {
-        return Err(refused());
-    };
+    })
+}
+
+/// The session `token` names, if it is usable now; `None` when it is refused.
+async fn verify_token(
+    req: &HttpRequest,
+    state: &AppState,
+    token: SessionToken,
+) -> Result<Option<CurrentSession>, ApiError> {
     let token_hash = token.hash();
     let fingerprint = client_fingerprint(state.fingerprint, req.headers());
     let (mode, lifetimes) = (state.fingerprint, state.sessions);
@@ -137,10 +154,10 @@ async fn verify(req: &HttpRequest) -> Result<CurrentSession, ApiError> {
         let verdict = judge(&hit.session, &fingerprint, mode, lifetimes, db::now());
         if verdict == QUIET {
             state.metrics.session_cache(true);
-            return Ok(CurrentSession {
+            return Ok(Some(CurrentSession {
                 user: hit.user.clone(),
                 session: hit.session.clone(),
-            });
+            }));
         }
     }
     if cache.is_live() {
@@ -200,18 +217,18 @@ async fn verify(req: &HttpRequest) -> Result<CurrentSession, ApiError> {
             }
             let current = CachedSession { session, user };
             cache.insert(ticket, &token_hash, current.clone());
-            Ok(CurrentSession {
+            Ok(Some(CurrentSession {
                 user: current.user,
                 session: current.session,
-            })
+            }))
         }
-        Some((Verdict::Mismatch, ..)) => Err(refused()),
+        Some((Verdict::Mismatch, ..)) => Ok(None),
         _ => {
             // A copy that the database no longer backs (only possible past its expiry).
             if hit.is_some() {
                 cache.forget_token(&token_hash);
             }
-            Err(refused())
+            Ok(None)
         }
     }
 }

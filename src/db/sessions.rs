@@ -92,7 +92,7 @@ impl RevokeReason {
 /// least recently used ones beyond the per-user limit.
 #[derive(Debug, Default)]
 pub struct Created {
-    pub replaced: Option<String>,
+    pub replaced: Vec<String>,
     pub over_limit: Vec<String>,
 }
 
@@ -116,15 +116,17 @@ pub fn find_with_user(
 pub fn create_replacing(
     conn: &mut DbConnection,
     new: &NewSession<'_>,
-    replaces: Option<&str>,
+    replaces: &[String],
     max_active: i64,
 ) -> QueryResult<Created> {
     super::write_transaction(conn, |conn| {
         let mut created = Created::default();
-        if let Some(old_hash) = replaces {
-            created.replaced =
+        for old_hash in replaces {
+            if let Some((id, _)) =
                 end_by_token_hash(conn, old_hash, RevokeReason::Logout, new.created_at)?
-                    .map(|(id, _)| id);
+            {
+                created.replaced.push(id);
+            }
         }
         diesel::insert_into(sessions::table)
             .values(new)

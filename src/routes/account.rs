@@ -92,7 +92,8 @@ pub async fn change_password(
             .map(|id| event(EventKind::SessionRevoked, Some(user_id), Some(id), &client)),
     );
     state.record(audit).await;
-    let cookie = start_session(&req, &state, &client, user_id, None, EventKind::Login).await?;
+    let cookie =
+        start_session(&req, &state, &client, user_id, Vec::new(), EventKind::Login).await?;
     tracing::info!(user_id, "password changed");
     Ok(HttpResponse::Ok()
         .insert_header(no_store())

@@ -218,11 +218,13 @@ pub async fn login(
     };
     attempt.succeeded(&state).await?;
 
-    let replaces = state
+    let replaces: Vec<String> = state
         .cookies
-        .read(&req)
-        .and_then(|raw| SessionToken::parse(&raw))
-        .map(|old| old.hash());
+        .candidates(&req)
+        .iter()
+        .filter_map(|raw| SessionToken::parse(raw))
+        .map(|old| old.hash())
+        .collect();
     let cookie = start_session(&req, &state, &client, user.id, replaces, EventKind::Login).await?;
     tracing::info!(user_id = user.id, "login succeeded");
     Ok(HttpResponse::Ok()
@@ -231,14 +233,14 @@ pub async fn login(
         .json(UserView::from(&Account::from(&user))))
 }
 
-/// Creates a session for `user` (ending the one whose token hash is `replaces`, and any beyond
+/// Creates a session for `user` (ending those whose token hashes are in `replaces`, and any beyond
 /// the per-user limit), records the events, and returns the cookie that carries it.
 pub(super) async fn start_session(
     req: &HttpRequest,
     state: &AppState,
     client: &ClientInfo,
     user_id: i64,
-    replaces: Option<String>,
+    replaces: Vec<String>,
     kind: EventKind,
 ) -> Result<SetCookie, ApiError> {
     let token = SessionToken::generate();
@@ -248,7 +250,7 @@ pub(super) async fn start_session(
     let expires_at = expiry_for(now, now, state.sessions);
     let session_id = Uuid::new_v4().to_string();
     let max_active = state.settings.max_sessions_per_user;
-    let replaced_hash = replaces.clone();
+    let replaced_hashes = replaces.clone();
     let (id, agent, ip) = (
         session_id.clone(),
         client.user_agent.clone(),
@@ -270,13 +272,15 @@ pub(super) async fn start_session(
                     user_agent: agent.as_deref(),
                     ip: Some(&ip),
                 },
-                replaces.as_deref(),
+                &replaces,
                 max_active,
             )
         })
         .await?;
-    if let (Some(hash), Some(_)) = (replaced_hash, &created.replaced) {
-        state.forget_session_token(&hash);
+    if !created.replaced.is_empty() {
+        for hash in &replaced_hashes {
+            state.forget_session_token(hash);
+        }
     }
     if !created.over_limit.is_empty() {
         state.forget_sessions_of(user_id);
@@ -326,10 +330,13 @@ pub async fn logout(
     state: web::Data<AppState>,
     client: ClientInfo,
 ) -> Result<HttpResponse, ApiError> {
-    let Some(raw) = state.cookies.read(&req) else {
+    let candidates = state.cookies.candidates(&req);
+    if candidates.is_empty() {
         return Err(ApiError::NotAuthenticated { clear_cookie: None });
-    };
-    if let Some(token) = SessionToken::parse(&raw) {
+    }
+    // Every value sent under the cookie's name (duplicates for other paths or domains) is ended:
+    // the browser forgets them all with the cookie.
+    for token in candidates.iter().filter_map(|raw| SessionToken::parse(raw)) {
         let token_hash = token.hash();
         let lookup = token_hash.clone();
         let ended = state

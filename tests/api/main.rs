@@ -6,6 +6,7 @@ mod helpers;
 
 mod account;
 mod config;
+mod cookie_names;
 mod cookies;
 mod cors;
 mod csrf;
