@@ -82,8 +82,18 @@ async fn main() -> ExitCode {
     });
 
     // One permit: the verifies below never overlap, so each one is timed alone on one thread.
-    let hasher = PasswordHasher::new(1);
-    let hash = match hasher.hash(Password::offered(PASSWORD.to_owned())).await {
+    let hasher = PasswordHasher::new(1, 1);
+    let slot = match hasher.reserve() {
+        Ok(slot) => slot,
+        Err(error) => {
+            eprintln!("argon2_bound: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let hash = match hasher
+        .hash(slot, Password::offered(PASSWORD.to_owned()))
+        .await
+    {
         Ok(hash) => hash,
         Err(error) => {
             eprintln!("argon2_bound: hashing failed: {error}");
@@ -103,9 +113,18 @@ async fn main() -> ExitCode {
     let mut seconds = Vec::with_capacity(options.verifies);
     for round in 0..options.warmup + options.verifies {
         let started = Instant::now();
-        let verified = hasher
-            .verify(Some(hash.clone()), Password::offered(PASSWORD.to_owned()))
-            .await;
+        let verified = match hasher.reserve() {
+            Ok(slot) => {
+                hasher
+                    .verify(
+                        slot,
+                        Some(hash.clone()),
+                        Password::offered(PASSWORD.to_owned()),
+                    )
+                    .await
+            }
+            Err(error) => Err(error),
+        };
         let elapsed = started.elapsed().as_secs_f64();
         match verified {
             Ok(true) => {}

@@ -176,6 +176,8 @@ pub struct Settings {
     pub session: SessionSettings,
     pub fingerprint: FingerprintMode,
     pub argon2_max_concurrency: usize,
+    /// Password computations waiting or running beyond which requests are answered 503 at once.
+    pub argon2_max_queue: usize,
     /// How many verified sessions are kept in memory (0: none; every request reads the database).
     pub session_cache_size: usize,
     pub log_filter: String,
@@ -309,6 +311,8 @@ impl Settings {
 
         let argon2_max_concurrency =
             vars.int("ARGON2_MAX_CONCURRENCY", cores as i64, 1, 1024)? as usize;
+        let argon2_max_queue =
+            vars.int("ARGON2_MAX_QUEUE", 64 * cores as i64, 1, 1_000_000)? as usize;
         let session_cache_size = vars.int("SESSION_CACHE_SIZE", 100_000, 0, 100_000_000)? as usize;
 
         let log_filter = vars
@@ -415,6 +419,7 @@ impl Settings {
             },
             fingerprint,
             argon2_max_concurrency,
+            argon2_max_queue,
             session_cache_size,
             log_filter,
         })
@@ -494,6 +499,7 @@ impl Settings {
                 "ARGON2_MAX_CONCURRENCY",
                 self.argon2_max_concurrency.to_string(),
             ),
+            ("ARGON2_MAX_QUEUE", self.argon2_max_queue.to_string()),
             ("SESSION_CACHE_SIZE", self.session_cache_size.to_string()),
             ("LOGIN_MAX_FAILURES", t.login_max_failures.to_string()),
             ("LOGIN_WINDOW_SECONDS", t.login_window_seconds.to_string()),
@@ -854,7 +860,7 @@ mod tests {
         assert!(described
             .iter()
             .any(|(k, v)| *k == "DATABASE_URL" && v.contains("app:***@db")));
-        assert_eq!(described.len(), 36);
+        assert_eq!(described.len(), 37);
     }
 
     #[test]

@@ -142,7 +142,8 @@ error_responses! {
     /// 429 of the login throttle.
     LoginThrottled => (
         "`Too many failed login attempts; try again in N seconds.`: this username from this client \
-         IP, or this client IP, failed too often; the password was not checked.",
+         IP, or this client IP, failed too often (or has as many password checks in flight as it \
+         has failures left); the password was not checked.",
         "Problem", [RETRY_AFTER]);
     /// 429 of the registration limit.
     RegistrationsThrottled => (
@@ -151,7 +152,9 @@ error_responses! {
         "Problem", [RETRY_AFTER]);
     /// 503.
     Unavailable => (
-        "The database is not answering; try again shortly.",
+        "The database is not answering, or (where a password is hashed or checked) too many \
+         password computations are queued already (`ARGON2_MAX_QUEUE`); try again after \
+         `Retry-After`.",
         "Problem", [RETRY_AFTER]);
 }
 

@@ -12,7 +12,8 @@ use crate::config::Settings;
 use crate::db::pool::StartupDbError;
 use crate::db::sessions::Ended;
 use crate::db::{
-    self, events, invalidations, login_failures, migrations, sessions, DbConnection, DbPool,
+    self, events, invalidations, login_failures, migrations, register_attempts, sessions,
+    DbConnection, DbPool,
 };
 
 /// How long SQLite's session invalidation log keeps an entry.
@@ -25,6 +26,9 @@ pub struct PurgeReport {
     pub sessions_deleted: usize,
     pub events_deleted: usize,
     pub failures_deleted: usize,
+    /// Registration throttle rows past `REGISTER_WINDOW_SECONDS` (not in the printed line, whose
+    /// format scripts parse).
+    pub registrations_deleted: usize,
 }
 
 impl std::fmt::Display for PurgeReport {
@@ -66,6 +70,7 @@ pub fn purge(conn: &mut DbConnection, settings: &Settings) -> QueryResult<PurgeR
     let session_cutoff = now - Duration::days(settings.retention.session_retention_days);
     let event_cutoff = now - Duration::days(settings.retention.event_retention_days);
     let failure_cutoff = now - Duration::seconds(settings.throttle.login_window_seconds);
+    let register_cutoff = now - Duration::seconds(settings.throttle.register_window_seconds);
     if matches!(conn, DbConnection::Sqlite(_)) {
         // Every instance reads the log within milliseconds; an hour is plenty.
         let log_cutoff = now.and_utc().timestamp() - INVALIDATION_LOG_SECONDS;
@@ -79,6 +84,9 @@ pub fn purge(conn: &mut DbConnection, settings: &Settings) -> QueryResult<PurgeR
         })?,
         failures_deleted: in_batches(batch, || {
             login_failures::delete_older_than(conn, failure_cutoff, batch)
+        })?,
+        registrations_deleted: in_batches(batch, || {
+            register_attempts::delete_older_than(conn, register_cutoff, batch)
         })?,
     })
 }

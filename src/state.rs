@@ -34,7 +34,7 @@ impl AppState {
             settings: settings.clone(),
             metrics: std::sync::Arc::new(crate::metrics::Metrics::new()),
             login_locks: crate::throttle::PairLocks::new(),
-            hasher: PasswordHasher::new(settings.argon2_max_concurrency),
+            hasher: PasswordHasher::new(settings.argon2_max_concurrency, settings.argon2_max_queue),
             cookies: SessionCookies::new(settings.cookie.clone()),
             sessions: settings.session,
             fingerprint: settings.fingerprint,

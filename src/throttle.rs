@@ -3,19 +3,59 @@
 //! A (username, client IP) pair with `LOGIN_MAX_FAILURES` failures in the window is locked until
 //! its last failure plus a lockout that doubles with each further failure (capped); an IP with
 //! `LOGIN_MAX_FAILURES_PER_IP` failures is refused for every username until the oldest of them
-//! leaves the window. While locked, the password is not even checked, so the answer is no oracle.
+//! leaves the window. While locked, the password is not even checked, so the answer is no oracle,
+//! and the refusal costs one read and no write.
+//!
+//! Attempts whose password is being checked count against the IP limit too: an IP may have at
+//! most `limit - failures` checks in flight, so a parallel burst checks at most `limit` passwords.
+//! Attempts beyond that wait (without a place in the argon2 queue) for one in flight to end, then
+//! look again; right passwords are therefore never refused for arriving together.
 
+use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{Duration, NaiveDateTime};
+use tokio::sync::Notify;
 
 use crate::auth::client::ClientInfo;
 use crate::config::ThrottleSettings;
-use crate::db::events::{self, EventKind};
-use crate::db::login_failures::{self, FailureCount};
+use crate::db::login_failures::{self, FailureCount, Tally};
+use crate::db::register_attempts;
 use crate::error::ApiError;
 use crate::state::AppState;
+
+/// A pending attempt older than this belongs to a process that died mid-check: it stops
+/// counting. No password check takes this long (the argon2 queue is bounded).
+pub const PENDING_SECONDS: i64 = 30;
+/// How long an attempt waits for the IP's checks in flight before it is refused (429).
+const ADMISSION_WAIT: StdDuration = StdDuration::from_secs(10);
+/// How often a waiting attempt looks again when no attempt of this instance ends (the ones in
+/// flight may be another instance's).
+const ADMISSION_POLL: StdDuration = StdDuration::from_millis(250);
+/// Attempts of one IP (stripe) that may wait at once; beyond, they are refused at once.
+const MAX_WAITERS: usize = 64;
+
+/// Why an attempt may not go ahead now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Locked by failures: 429 with this `Retry-After`.
+    Locked(i64),
+    /// The IP has as many checks in flight as it has failures left: wait for one to end.
+    Crowded,
+}
+
+/// Whether the pair or the IP is locked now, or the IP's checks in flight use up its limit.
+pub fn refusal(t: Tally, s: ThrottleSettings, now: NaiveDateTime) -> Option<Refusal> {
+    if let Some(retry_after) = login_retry_after(t.pair, t.ip, s, now) {
+        return Some(Refusal::Locked(retry_after));
+    }
+    let crowded =
+        s.login_max_failures_per_ip > 0 && t.ip.count + t.ip_pending >= s.login_max_failures_per_ip;
+    crowded.then_some(Refusal::Crowded)
+}
 
 /// Seconds until the pair or the IP may try again, if either is locked now.
 pub fn login_retry_after(
@@ -61,29 +101,54 @@ pub struct Attempt {
     ip: String,
     /// Held until the attempt ends, so this instance checks one password per pair at a time.
     _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// Wakes this IP's waiting attempts when this one ends.
+    gate: Option<Arc<Gate>>,
 }
 
 /// Striped locks over (username, IP) pairs: attempts for one pair take turns on this instance,
 /// so each sees the outcome of the one before it and a parallel burst cannot outrun the count.
-/// Unrelated pairs rarely share a stripe, and then only wait for each other briefly.
-pub struct PairLocks(Vec<Arc<tokio::sync::Mutex<()>>>);
+/// Unrelated pairs rarely share a stripe, and then only wait for each other briefly. Beside
+/// them, one [`Gate`] per IP stripe, where attempts wait for the IP's checks in flight.
+pub struct PairLocks {
+    pairs: Vec<Arc<tokio::sync::Mutex<()>>>,
+    gates: Vec<Arc<Gate>>,
+}
+
+/// Where the attempts of an IP (stripe) wait for its checks in flight to end.
+#[derive(Debug, Default)]
+pub struct Gate {
+    ended: Notify,
+    waiting: AtomicUsize,
+}
 
 impl PairLocks {
     const STRIPES: usize = 256;
 
     pub fn new() -> Self {
-        Self(
-            (0..Self::STRIPES)
+        Self {
+            pairs: (0..Self::STRIPES)
                 .map(|_| Arc::new(tokio::sync::Mutex::new(())))
                 .collect(),
-        )
+            gates: (0..Self::STRIPES)
+                .map(|_| Arc::new(Gate::default()))
+                .collect(),
+        }
+    }
+
+    fn stripe(key: impl Hash) -> usize {
+        let mut hasher = DefaultHasher::new();
+        key.hash(&mut hasher);
+        (hasher.finish() % Self::STRIPES as u64) as usize
     }
 
     async fn turn(&self, username_key: &str, ip: &str) -> tokio::sync::OwnedMutexGuard<()> {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        (username_key, ip).hash(&mut hasher);
-        let stripe = (hasher.finish() % Self::STRIPES as u64) as usize;
-        Arc::clone(&self.0[stripe]).lock_owned().await
+        Arc::clone(&self.pairs[Self::stripe((username_key, ip))])
+            .lock_owned()
+            .await
+    }
+
+    fn gate(&self, ip: &str) -> Arc<Gate> {
+        Arc::clone(&self.gates[Self::stripe(ip)])
     }
 }
 
@@ -93,12 +158,36 @@ impl Default for PairLocks {
     }
 }
 
-/// Starts a password check for `username_key` from `client`: waits for the pair's turn on this
-/// instance (so each attempt sees the outcome of the one before), records it as pending, counts
-/// the failures, and refuses with 429 (recording `login_throttled`) when the pair or the IP is
-/// locked. Throttled attempts are not failures: their row is removed. Across N instances a burst
-/// can overshoot the pair limit by at most N-1 attempts; legitimate concurrent logins never wait
-/// on each other's outcome.
+/// Counts a waiting attempt for as long as it waits.
+struct Waiting<'a>(&'a Gate);
+
+impl<'a> Waiting<'a> {
+    fn enter(gate: &'a Gate) -> Option<Self> {
+        let before = gate.waiting.fetch_add(1, Ordering::Relaxed);
+        let waiting = Self(gate);
+        (before < MAX_WAITERS).then_some(waiting)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn throttled(client: &ClientInfo, retry_after: i64) -> ApiError {
+    tracing::info!(ip = %client.ip, retry_after, "login throttled");
+    ApiError::TooManyRequests {
+        retry_after,
+        detail: format!("Too many failed login attempts; try again in {retry_after} seconds."),
+    }
+}
+
+/// Starts a password check for `username_key` from `client`. A locked pair or IP is refused
+/// (429) after one read, writing nothing. Otherwise the attempt waits for the pair's turn on
+/// this instance (so it sees the outcome of the one before), and for the IP to have a check to
+/// spare, then is recorded as pending; the returned [`Attempt`] must end as succeeded or failed.
+/// Across N instances a burst can overshoot a limit by at most N-1 attempts.
 pub async fn begin_login(
     state: &AppState,
     username_key: &str,
@@ -112,54 +201,97 @@ pub async fn begin_login(
             username_key: key,
             ip,
             _turn: None,
+            gate: None,
         });
     }
-    let turn = state.login_locks.turn(&key, &ip).await;
-    let (k, i) = (key.clone(), ip.clone());
-    let (id, retry_after) = state
-        .db(move |conn| {
+    let whole_ip = s.login_max_failures_per_ip > 0;
+    let read = |exclude: Option<i64>| {
+        let (k, i) = (key.clone(), ip.clone());
+        move |conn: &mut crate::db::DbConnection| {
             let now = crate::db::now();
-            let id = login_failures::record(conn, &k, &i, now)?;
             let since = now - Duration::seconds(s.login_window_seconds);
-            let pair = login_failures::count_for_pair(conn, &k, &i, since, id)?;
-            let per_ip = login_failures::count_for_ip(conn, &i, since, id)?;
-            let retry_after = login_retry_after(pair, per_ip, s, now);
-            if retry_after.is_some() {
-                login_failures::delete(conn, id)?;
-            }
-            Ok((id, retry_after))
-        })
-        .await?;
-    let Some(retry_after) = retry_after else {
-        return Ok(Attempt {
-            id: Some(id),
-            username_key: key,
-            ip,
-            _turn: Some(turn),
-        });
+            let pending_since = now - Duration::seconds(PENDING_SECONDS);
+            let tally =
+                login_failures::tally(conn, &k, &i, since, pending_since, whole_ip, exclude)?;
+            Ok((tally, now))
+        }
     };
-    drop(turn);
-    tracing::info!(ip = %client.ip, retry_after, "login throttled");
-    // Attach the event to the account when there is one, so its owner sees the attack.
-    let lookup = key.clone();
-    let user_id = state
-        .db(move |conn| crate::db::users::find_by_key(conn, &lookup))
-        .await
-        .ok()
-        .flatten()
-        .map(|user| user.id);
-    state
-        .record(vec![crate::audit::event(
-            EventKind::LoginThrottled,
-            user_id,
-            None,
-            client,
-        )])
-        .await;
-    Err(ApiError::TooManyRequests {
-        retry_after,
-        detail: format!("Too many failed login attempts; try again in {retry_after} seconds."),
-    })
+    // The common case under attack: locked. One read, no lock taken, nothing written.
+    let (tally, now) = state.db(read(None)).await?;
+    if let Some(Refusal::Locked(retry_after)) = refusal(tally, s, now) {
+        return Err(throttled(client, retry_after));
+    }
+
+    let turn = state.login_locks.turn(&key, &ip).await;
+    let gate = state.login_locks.gate(&ip);
+    let started = Instant::now();
+    loop {
+        // Created before the read: an attempt ending after it wakes this one.
+        let ended = gate.ended.notified();
+        let (tally, now) = state.db(read(None)).await?;
+        match refusal(tally, s, now) {
+            Some(Refusal::Locked(retry_after)) => return Err(throttled(client, retry_after)),
+            Some(Refusal::Crowded) => {
+                wait_for_room(&gate, ended, started, client).await?;
+                continue;
+            }
+            None => drop(ended),
+        }
+        // Record, then count again without it: of two attempts racing here, the later sees
+        // the earlier, so no more than the limit get through.
+        let (k, i, recount) = (key.clone(), ip.clone(), read(None));
+        let (id, tally, now) = state
+            .db(move |conn| {
+                let id = login_failures::record(conn, &k, &i, crate::db::now())?;
+                let (tally, now) = recount(conn)?;
+                Ok((id, tally, now))
+            })
+            .await?;
+        let tally = Tally {
+            ip_pending: tally.ip_pending - 1,
+            ..tally
+        };
+        match refusal(tally, s, now) {
+            None => {
+                return Ok(Attempt {
+                    id: Some(id),
+                    username_key: key,
+                    ip,
+                    _turn: Some(turn),
+                    gate: Some(gate),
+                })
+            }
+            Some(refused) => {
+                state
+                    .db(move |conn| login_failures::delete(conn, id))
+                    .await?;
+                gate.ended.notify_waiters();
+                if let Refusal::Locked(retry_after) = refused {
+                    return Err(throttled(client, retry_after));
+                }
+                let ended = gate.ended.notified();
+                wait_for_room(&gate, ended, started, client).await?;
+            }
+        }
+    }
+}
+
+/// Waits until an attempt of this IP ends (or [`ADMISSION_POLL`] passes); refuses with 429 when
+/// too many wait already or the wait has lasted [`ADMISSION_WAIT`].
+async fn wait_for_room(
+    gate: &Gate,
+    ended: tokio::sync::futures::Notified<'_>,
+    started: Instant,
+    client: &ClientInfo,
+) -> Result<(), ApiError> {
+    let Some(_waiting) = Waiting::enter(gate) else {
+        return Err(throttled(client, 1));
+    };
+    if started.elapsed() >= ADMISSION_WAIT {
+        return Err(throttled(client, 1));
+    }
+    let _ = tokio::time::timeout(ADMISSION_POLL, ended).await;
+    Ok(())
 }
 
 impl Attempt {
@@ -168,55 +300,145 @@ impl Attempt {
         let Some(id) = self.id else {
             return Ok(());
         };
-        state
+        let (key, ip) = (self.username_key.clone(), self.ip.clone());
+        let result = state
             .db(move |conn| {
                 login_failures::delete(conn, id)?;
-                login_failures::clear_pair(conn, &self.username_key, &self.ip)
+                login_failures::clear_pair(conn, &key, &ip)
             })
-            .await?;
+            .await;
+        self.release();
+        result?;
         Ok(())
     }
 
-    /// The password was wrong: the pending row becomes a failure.
-    pub async fn failed(self, state: &AppState) -> Result<(), ApiError> {
+    /// The password was wrong: the pending row becomes a failure. Returns whether this failure
+    /// locked the pair or the IP, so that the caller records one `login_throttled` event per
+    /// lock (not one per refused request).
+    pub async fn failed(self, state: &AppState) -> Result<bool, ApiError> {
         let Some(id) = self.id else {
-            return Ok(());
+            return Ok(false);
         };
-        state
-            .db(move |conn| login_failures::confirm(conn, id))
-            .await?;
-        Ok(())
+        let s = state.settings.throttle;
+        let whole_ip = s.login_max_failures_per_ip > 0;
+        let (key, ip) = (self.username_key.clone(), self.ip.clone());
+        let result = state
+            .db(move |conn| {
+                login_failures::confirm(conn, id)?;
+                let now = crate::db::now();
+                let since = now - Duration::seconds(s.login_window_seconds);
+                let tally = login_failures::tally(conn, &key, &ip, since, now, whole_ip, None)?;
+                let before =
+                    login_failures::tally(conn, &key, &ip, since, now, whole_ip, Some(id))?;
+                Ok(login_retry_after(tally.pair, tally.ip, s, now).is_some()
+                    && login_retry_after(before.pair, before.ip, s, now).is_none())
+            })
+            .await;
+        self.release();
+        Ok(result?)
+    }
+
+    /// The password was never checked (no place in the argon2 queue): the attempt is removed,
+    /// counting for nothing.
+    pub async fn abandon(self, state: &AppState) {
+        if let Some(id) = self.id {
+            if let Err(error) = state.db(move |conn| login_failures::delete(conn, id)).await {
+                tracing::warn!(%error, "could not remove an abandoned login attempt");
+            }
+        }
+        self.release();
+    }
+
+    /// Ends the turn and wakes the IP's waiting attempts.
+    fn release(self) {
+        if let Some(gate) = &self.gate {
+            gate.ended.notify_waiters();
+        }
     }
 }
 
-/// Refuses a registration with 429 when this IP has registered too often in the window (counted
-/// from the `register` events, which record the full address).
-pub async fn check_register(state: &AppState, client: &ClientInfo) -> Result<(), ApiError> {
+/// A registration counted against its address before the password is hashed; end it with
+/// [`Registration::completed`] or [`Registration::abandoned`].
+#[derive(Debug)]
+#[must_use = "a registration must end as completed or abandoned"]
+pub struct Registration(Option<i64>);
+
+/// Counts a registration from `client` (its /64 for IPv6) before any hashing, pending ones
+/// included, and refuses with 429 when the address has registered `REGISTER_MAX_PER_IP` times
+/// in the window. A refusal costs one read.
+pub async fn begin_register(
+    state: &AppState,
+    client: &ClientInfo,
+) -> Result<Registration, ApiError> {
     let s = state.settings.throttle;
     if s.register_max_per_ip == 0 {
-        return Ok(());
+        return Ok(Registration(None));
     }
-    let ip = client.ip.clone();
-    let (count, oldest, now) = state
+    let key = client.throttle_key();
+    let count = move |conn: &mut crate::db::DbConnection, exclude: Option<i64>| {
+        let now = crate::db::now();
+        let since = now - Duration::seconds(s.register_window_seconds);
+        let pending_since = now - Duration::seconds(PENDING_SECONDS);
+        register_attempts::count(conn, &key, since, pending_since, exclude).map(|c| (c, now))
+    };
+    let refuse = |(count, oldest): (i64, Option<NaiveDateTime>), now: NaiveDateTime| {
+        if count < s.register_max_per_ip {
+            return None;
+        }
+        // Only pending ones fill the window: they end in a moment.
+        let retry_after = oldest.map_or(1, |oldest| {
+            seconds_ceil(oldest + Duration::seconds(s.register_window_seconds) - now)
+        });
+        Some(ApiError::TooManyRequests {
+            retry_after,
+            detail: format!(
+                "Too many registrations from this address; try again in {retry_after} seconds."
+            ),
+        })
+    };
+    let pre = count.clone();
+    let (counted, now) = state.db(move |conn| pre(conn, None)).await?;
+    if let Some(refused) = refuse(counted, now) {
+        return Err(refused);
+    }
+    let key = client.throttle_key();
+    let (id, counted, now) = state
         .db(move |conn| {
-            let now = crate::db::now();
-            let since = now - Duration::seconds(s.register_window_seconds);
-            let (count, oldest) = events::count_from_ip(conn, EventKind::Register, &ip, since)?;
-            Ok((count, oldest, now))
+            let id = register_attempts::record(conn, &key, crate::db::now())?;
+            let (counted, now) = count(conn, Some(id))?;
+            Ok((id, counted, now))
         })
         .await?;
-    match oldest {
-        Some(oldest) if count >= s.register_max_per_ip => {
-            let until = oldest + Duration::seconds(s.register_window_seconds);
-            let retry_after = seconds_ceil(until - now);
-            Err(ApiError::TooManyRequests {
-                retry_after,
-                detail: format!(
-                    "Too many registrations from this address; try again in {retry_after} seconds."
-                ),
-            })
+    if let Some(refused) = refuse(counted, now) {
+        state
+            .db(move |conn| register_attempts::delete(conn, id))
+            .await?;
+        return Err(refused);
+    }
+    Ok(Registration(Some(id)))
+}
+
+impl Registration {
+    /// The account exists: the registration counts for the whole window.
+    pub async fn completed(self, state: &AppState) -> Result<(), ApiError> {
+        if let Some(id) = self.0 {
+            state
+                .db(move |conn| register_attempts::complete(conn, id))
+                .await?;
         }
-        _ => Ok(()),
+        Ok(())
+    }
+
+    /// No account was created (the name was taken, the hash failed): it does not count.
+    pub async fn abandoned(self, state: &AppState) {
+        if let Some(id) = self.0 {
+            if let Err(error) = state
+                .db(move |conn| register_attempts::delete(conn, id))
+                .await
+            {
+                tracing::warn!(%error, "could not remove an abandoned registration count");
+            }
+        }
     }
 }
 
@@ -286,6 +508,29 @@ mod tests {
             login_retry_after(fc(0, 0, 0), fc(50, 100, 200), S, at(300)),
             Some(700)
         );
+    }
+
+    /// Issue 10, item 2: checks in flight did not count against the IP limit.
+    #[test]
+    fn checks_in_flight_fill_the_ip_limit_without_locking_it() {
+        let s = ThrottleSettings {
+            login_max_failures_per_ip: 5,
+            ..S
+        };
+        let tally = |failures: i64, pending: i64| Tally {
+            pair: FailureCount::default(),
+            ip: fc(failures, 0, 10),
+            ip_pending: pending,
+        };
+        assert_eq!(refusal(tally(0, 4), s, at(11)), None);
+        assert_eq!(refusal(tally(0, 5), s, at(11)), Some(Refusal::Crowded));
+        assert_eq!(refusal(tally(3, 2), s, at(11)), Some(Refusal::Crowded));
+        assert_eq!(refusal(tally(5, 0), s, at(11)), Some(Refusal::Locked(889)));
+        let off = ThrottleSettings {
+            login_max_failures_per_ip: 0,
+            ..s
+        };
+        assert_eq!(refusal(tally(0, 50), off, at(11)), None);
     }
 
     #[test]

@@ -3,6 +3,9 @@
 //! Each computation takes ~19 MiB and a core for tens of milliseconds; without a bound, a flood of
 //! logins would take memory and every blocking thread. They run on a pool of `max_concurrency`
 //! threads of their own; the rest wait in its queue, holding no memory beyond their request.
+//! The queue is bounded too (`ARGON2_MAX_QUEUE`): a request takes a [`Slot`] before it waits for
+//! anything else (a throttle turn, the database), and when none is free it is answered 503 with
+//! `Retry-After` at once, so a flood cannot make every other login wait behind it.
 //! The pool's threads run at a lower CPU priority (nice +10), so that during a login flood the
 //! actix workers still get the cores they need to answer everything else promptly, while an idle
 //! machine gives argon2 all of its time.
@@ -17,7 +20,7 @@ use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString,
 };
 use argon2::Argon2;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::domain::Password;
 use crate::error::ApiError;
@@ -37,10 +40,20 @@ pub struct PasswordHasher {
     dummy_hash: Arc<str>,
     /// Computations waiting or running.
     in_flight: Arc<AtomicUsize>,
+    /// One permit per place in the queue (waiting or running).
+    slots: Arc<Semaphore>,
+}
+
+/// A place in the argon2 queue, held from before the request waits for anything until its
+/// computation ends. Taken with [`PasswordHasher::reserve`].
+#[must_use = "a slot is spent by hash or verify"]
+pub struct Slot {
+    _permit: OwnedSemaphorePermit,
 }
 
 impl PasswordHasher {
-    pub fn new(max_concurrency: usize) -> Self {
+    /// `max_concurrency` threads; at most `max_queue` computations waiting or running.
+    pub fn new(max_concurrency: usize, max_queue: usize) -> Self {
         let random = SaltString::generate(&mut OsRng);
         let dummy_hash = hash_blocking(random.as_str()).unwrap_or_default();
         let threads = max_concurrency.max(1);
@@ -60,12 +73,28 @@ impl PasswordHasher {
             threads,
             dummy_hash: dummy_hash.into(),
             in_flight: Arc::new(AtomicUsize::new(0)),
+            slots: Arc::new(Semaphore::new(max_queue.max(1))),
         }
     }
 
+    /// A place in the queue, or [`ApiError::Busy`] (503, `Retry-After`) when it is full. Never
+    /// waits.
+    pub fn reserve(&self) -> Result<Slot, ApiError> {
+        Arc::clone(&self.slots)
+            .try_acquire_owned()
+            .map(|permit| Slot { _permit: permit })
+            .map_err(|_| ApiError::Busy)
+    }
+
+    /// Whether a [`Self::reserve`] now would succeed; lets a request give up before it takes
+    /// any lock.
+    pub fn has_room(&self) -> bool {
+        self.slots.available_permits() > 0
+    }
+
     /// The PHC string of a new hash of `password`.
-    pub async fn hash(&self, password: Password) -> Result<String, ApiError> {
-        self.run(move || {
+    pub async fn hash(&self, slot: Slot, password: Password) -> Result<String, ApiError> {
+        self.run(slot, move || {
             hash_blocking(password.expose())
                 .map_err(|e| ApiError::Internal(format!("argon2 hash: {e}")))
         })
@@ -76,13 +105,14 @@ impl PasswordHasher {
     /// done against a dummy hash and the answer is `false`.
     pub async fn verify(
         &self,
+        slot: Slot,
         stored: Option<String>,
         password: Password,
     ) -> Result<bool, ApiError> {
         let known = stored.is_some();
         let hash = stored.unwrap_or_else(|| self.dummy_hash.to_string());
         let matches = self
-            .run(move || match PasswordHash::new(&hash) {
+            .run(slot, move || match PasswordHash::new(&hash) {
                 Ok(parsed) => Argon2::default()
                     .verify_password(password.expose().as_bytes(), &parsed)
                     .is_ok(),
@@ -105,7 +135,7 @@ impl PasswordHasher {
         self.in_flight.load(Ordering::Relaxed)
     }
 
-    async fn run<T, F>(&self, work: F) -> Result<T, ApiError>
+    async fn run<T, F>(&self, slot: Slot, work: F) -> Result<T, ApiError>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
@@ -116,6 +146,7 @@ impl PasswordHasher {
         let job: Job = Box::new(move || {
             let answer = work();
             drop(queued);
+            drop(slot);
             let _ = done.send(answer);
         });
         self.jobs
@@ -197,33 +228,50 @@ mod tests {
 
     #[actix_web::test]
     async fn hashes_verify_only_with_the_right_password() {
-        let hasher = PasswordHasher::new(2);
-        let hash = hasher.hash(pw("correct horse")).await.unwrap();
+        let hasher = PasswordHasher::new(2, 8);
+        let hash = hasher
+            .hash(hasher.reserve().unwrap(), pw("correct horse"))
+            .await
+            .unwrap();
         assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
         assert!(hasher
-            .verify(Some(hash.clone()), pw("correct horse"))
+            .verify(
+                hasher.reserve().unwrap(),
+                Some(hash.clone()),
+                pw("correct horse")
+            )
             .await
             .unwrap());
-        assert!(!hasher.verify(Some(hash), pw("wrong horse")).await.unwrap());
+        assert!(!hasher
+            .verify(hasher.reserve().unwrap(), Some(hash), pw("wrong horse"))
+            .await
+            .unwrap());
     }
 
     #[actix_web::test]
     async fn an_unknown_user_never_verifies() {
-        let hasher = PasswordHasher::new(1);
-        assert!(!hasher.verify(None, pw("anything")).await.unwrap());
+        let hasher = PasswordHasher::new(1, 1);
+        let slot = hasher.reserve().unwrap();
+        assert!(!hasher.verify(slot, None, pw("anything")).await.unwrap());
         assert_eq!(hasher.in_flight(), 0);
     }
 
     #[actix_web::test]
     async fn computations_beyond_the_pool_wait_their_turn() {
-        let hasher = Arc::new(PasswordHasher::new(2));
+        let hasher = Arc::new(PasswordHasher::new(2, 6));
         assert_eq!(hasher.concurrency(), 2);
-        let hash = hasher.hash(pw("correct horse")).await.unwrap();
+        let hash = hasher
+            .hash(hasher.reserve().unwrap(), pw("correct horse"))
+            .await
+            .unwrap();
         let checks: Vec<_> = (0..6)
             .map(|i| {
                 let (hasher, hash) = (Arc::clone(&hasher), hash.clone());
                 let offered = if i % 2 == 0 { "correct horse" } else { "wrong" };
-                actix_web::rt::spawn(async move { hasher.verify(Some(hash), pw(offered)).await })
+                let slot = hasher.reserve().unwrap();
+                actix_web::rt::spawn(
+                    async move { hasher.verify(slot, Some(hash), pw(offered)).await },
+                )
             })
             .collect();
         for (i, check) in checks.into_iter().enumerate() {
@@ -232,10 +280,31 @@ mod tests {
         assert_eq!(hasher.in_flight(), 0);
     }
 
+    /// Issue 10, item 4: the queue had no bound.
+    #[actix_web::test]
+    async fn a_full_queue_refuses_at_once_and_frees_its_places() {
+        let hasher = Arc::new(PasswordHasher::new(1, 3));
+        let slots: Vec<Slot> = (0..3).map(|_| hasher.reserve().unwrap()).collect();
+        assert!(!hasher.has_room());
+        assert!(matches!(hasher.reserve(), Err(ApiError::Busy)));
+        let running: Vec<_> = slots
+            .into_iter()
+            .map(|slot| {
+                let hasher = Arc::clone(&hasher);
+                actix_web::rt::spawn(async move { hasher.hash(slot, pw("some password")).await })
+            })
+            .collect();
+        for job in running {
+            assert!(job.await.unwrap().is_ok());
+        }
+        assert!(hasher.has_room());
+        assert!(hasher.reserve().is_ok());
+    }
+
     #[cfg(target_os = "linux")]
     #[test]
     fn pool_threads_run_at_a_lower_priority() {
-        let hasher = PasswordHasher::new(1);
+        let hasher = PasswordHasher::new(1, 1);
         let (tx, rx) = mpsc::channel();
         let job: Job = Box::new(move || {
             // SAFETY: getpriority has no preconditions; errno is not consulted for this value.

@@ -54,57 +54,98 @@ pub fn delete(conn: &mut DbConnection, id: i64) -> QueryResult<usize> {
     diesel::delete(login_failures::table.filter(login_failures::id.eq(id))).execute(conn)
 }
 
-/// Failures for this username from this IP since `since`, except the row `exclude`; failures
-/// forgiven by a success and attempts still pending (possibly right) do not count.
-pub fn count_for_pair(
+/// What the throttle needs to know about a (username, IP) pair and its IP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Tally {
+    /// The pair's failures; those forgiven by a success do not count.
+    pub pair: FailureCount,
+    /// Every failure from the IP, forgiven or not (zero when `whole_ip` was false).
+    pub ip: FailureCount,
+    /// Attempts from the IP whose password is being checked right now, recorded since
+    /// `pending_since` (older ones belong to a process that died mid-check).
+    pub ip_pending: i64,
+}
+
+/// `(username_key, cleared, count, oldest, newest)` of one group of rows.
+type Group = (
+    String,
+    i32,
+    i64,
+    Option<NaiveDateTime>,
+    Option<NaiveDateTime>,
+);
+
+/// The pair's and the IP's rows since `since`, except the row `exclude`, counted in **one**
+/// query (grouped by username and state, so a few rows come back). With `whole_ip` false only the
+/// pair's rows are read (the per-IP limit is off).
+pub fn tally(
     conn: &mut DbConnection,
     username_key: &str,
     ip: &str,
     since: NaiveDateTime,
-    exclude: i64,
-) -> QueryResult<FailureCount> {
-    let rows = recent_from(ip, since, exclude)
-        .filter(login_failures::username_key.eq(username_key.to_owned()))
-        .filter(login_failures::cleared.eq(FAILED));
-    summarize(conn, rows)
-}
-
-/// All failures from this IP since `since`, whatever the username, forgiven or not, except
-/// `exclude`; attempts still pending do not count (they are not known to be failures).
-pub fn count_for_ip(
-    conn: &mut DbConnection,
-    ip: &str,
-    since: NaiveDateTime,
-    exclude: i64,
-) -> QueryResult<FailureCount> {
-    let rows = recent_from(ip, since, exclude).filter(login_failures::cleared.ne(PENDING));
-    summarize(conn, rows)
-}
-
-type Rows = login_failures::BoxedQuery<'static, crate::db::connection::MultiBackend>;
-
-fn recent_from(ip: &str, since: NaiveDateTime, exclude: i64) -> Rows {
-    login_failures::table
-        .filter(login_failures::id.ne(exclude))
-        .filter(login_failures::ip.eq(ip.to_owned()))
+    pending_since: NaiveDateTime,
+    whole_ip: bool,
+    exclude: Option<i64>,
+) -> QueryResult<Tally> {
+    let rows = login_failures::table
+        .filter(login_failures::ip.eq(ip))
         .filter(login_failures::created_at.gt(since))
-        .into_boxed()
-}
-
-/// How many rows, and the oldest and newest of them.
-fn summarize(conn: &mut DbConnection, rows: Rows) -> QueryResult<FailureCount> {
-    let (count, oldest, newest) = rows
+        .filter(
+            login_failures::cleared
+                .ne(PENDING)
+                .or(login_failures::created_at.gt(pending_since)),
+        )
+        .filter(
+            login_failures::username_key
+                .eq(username_key)
+                .or(whole_ip.into_sql::<diesel::sql_types::Bool>()),
+        )
+        // Row ids start at 1.
+        .filter(login_failures::id.ne(exclude.unwrap_or(0)));
+    let groups: Vec<Group> = rows
+        .group_by((login_failures::username_key, login_failures::cleared))
         .select((
+            login_failures::username_key,
+            login_failures::cleared,
             count_star(),
             min(login_failures::created_at),
             max(login_failures::created_at),
         ))
-        .first::<(i64, Option<NaiveDateTime>, Option<NaiveDateTime>)>(conn)?;
-    Ok(FailureCount {
-        count,
-        oldest,
-        newest,
-    })
+        .load(conn)?;
+    let mut tally = Tally::default();
+    for (key, cleared, count, oldest, newest) in groups {
+        let group = FailureCount {
+            count,
+            oldest,
+            newest,
+        };
+        if cleared == PENDING {
+            tally.ip_pending += count;
+            continue;
+        }
+        if cleared == FAILED && key == username_key {
+            tally.pair = tally.pair.merge(group);
+        }
+        if whole_ip {
+            tally.ip = tally.ip.merge(group);
+        }
+    }
+    Ok(tally)
+}
+
+impl FailureCount {
+    fn merge(self, other: Self) -> Self {
+        let pick =
+            |a: Option<NaiveDateTime>, b: Option<NaiveDateTime>, f: fn(_, _) -> _| match (a, b) {
+                (Some(a), Some(b)) => Some(f(a, b)),
+                (a, b) => a.or(b),
+            };
+        Self {
+            count: self.count + other.count,
+            oldest: pick(self.oldest, other.oldest, std::cmp::min),
+            newest: pick(self.newest, other.newest, std::cmp::max),
+        }
+    }
 }
 
 /// A successful login forgives the pair's failures.

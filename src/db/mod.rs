@@ -7,6 +7,7 @@ pub mod invalidations;
 pub mod login_failures;
 pub mod migrations;
 pub mod pool;
+pub mod register_attempts;
 pub mod schema;
 pub mod sessions;
 pub mod users;

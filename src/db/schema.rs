@@ -56,8 +56,25 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Registrations per client address (an IPv6 client's /64), pending or done, for the
+    /// registration throttle.
+    register_attempts (id) {
+        id -> BigInt,
+        ip_key -> Text,
+        created_at -> Timestamp,
+        done -> Bool,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
-diesel::allow_tables_to_appear_in_same_query!(users, sessions, login_failures, auth_events);
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    sessions,
+    login_failures,
+    auth_events,
+    register_attempts
+);
 
 diesel::table! {
     /// SQLite only: the user ids whose sessions changed, appended by triggers and polled by every

@@ -74,7 +74,8 @@ pub async fn change_password(
         })?;
     confirm_password(&state, &current, current_password, &client).await?;
 
-    let new_hash = state.hasher.hash(new_password).await?;
+    let slot = state.hasher.reserve()?;
+    let new_hash = state.hasher.hash(slot, new_password).await?;
     let user_id = current.user.id;
     let ended = state
         .db(move |conn| users::change_password(conn, user_id, &new_hash, db::now()))

@@ -108,8 +108,39 @@ async fn register(
         .map_err(|m| ApiError::validation("username", m))?;
     let password = Password::parse(require("password", body.password)?)
         .map_err(|m| ApiError::validation("password", m))?;
-    throttle::check_register(&state, &client).await?;
+    if !state.hasher.has_room() {
+        return Err(ApiError::Busy);
+    }
+    let counted = throttle::begin_register(&state, &client).await?;
+    match create_account(&state, username, password).await {
+        Ok(user) => {
+            counted.completed(&state).await?;
+            tracing::info!(user_id = user.id, "user registered");
+            state
+                .record(vec![event(
+                    EventKind::Register,
+                    Some(user.id),
+                    None,
+                    &client,
+                )])
+                .await;
+            Ok(HttpResponse::Created()
+                .insert_header(no_store())
+                .json(UserView::from(&Account::from(&user))))
+        }
+        Err(error) => {
+            counted.abandoned(&state).await;
+            Err(error)
+        }
+    }
+}
 
+/// Hashes the password and inserts the user; 409 when the name is taken.
+async fn create_account(
+    state: &AppState,
+    username: Username,
+    password: Password,
+) -> Result<users::UserRow, ApiError> {
     let key = username.key();
     let lookup_key = key.clone();
     if state
@@ -118,8 +149,9 @@ async fn register(
     {
         return Err(ApiError::UsernameTaken);
     }
-    let password_hash = state.hasher.hash(password).await?;
-    let user = state
+    let slot = state.hasher.reserve()?;
+    let password_hash = state.hasher.hash(slot, password).await?;
+    state
         .db(move |conn| {
             users::insert(
                 conn,
@@ -138,19 +170,7 @@ async fn register(
                 ApiError::UsernameTaken
             }
             other => other.into(),
-        })?;
-    tracing::info!(user_id = user.id, "user registered");
-    state
-        .record(vec![event(
-            EventKind::Register,
-            Some(user.id),
-            None,
-            &client,
-        )])
-        .await;
-    Ok(HttpResponse::Created()
-        .insert_header(no_store())
-        .json(UserView::from(&Account::from(&user))))
+        })
 }
 
 /// `POST /login`: verifies the password and starts a new session, ending the one the request's
@@ -194,7 +214,18 @@ pub async fn login(
     // PostgreSQL text cannot hold NUL. No username contains one, so such a name must simply find
     // no user (and count as a failure) like any other unknown name.
     let key = username::key_of(&name).replace('\0', "\u{FFFD}");
+    // A full argon2 queue is answered at once, before any lock or database work.
+    if !state.hasher.has_room() {
+        return Err(ApiError::Busy);
+    }
     let attempt = throttle::begin_login(&state, &key, &client).await?;
+    let slot = match state.hasher.reserve() {
+        Ok(slot) => slot,
+        Err(busy) => {
+            attempt.abandon(&state).await;
+            return Err(busy);
+        }
+    };
 
     let lookup_key = key.clone();
     let user = state
@@ -202,17 +233,23 @@ pub async fn login(
         .await?;
     let verified = state
         .hasher
-        .verify(user.as_ref().map(|u| u.password_hash.clone()), password)
+        .verify(
+            slot,
+            user.as_ref().map(|u| u.password_hash.clone()),
+            password,
+        )
         .await?;
     let user = match user {
         Some(user) if verified => user,
         user => {
             tracing::info!(ip = %client.ip, "login failed");
-            attempt.failed(&state).await?;
+            let locked = attempt.failed(&state).await?;
             let user_id = user.map(|u| u.id);
-            state
-                .record(vec![event(EventKind::LoginFailed, user_id, None, &client)])
-                .await;
+            let mut events = vec![event(EventKind::LoginFailed, user_id, None, &client)];
+            if locked {
+                events.push(event(EventKind::LoginThrottled, user_id, None, &client));
+            }
+            state.record(events).await;
             return Err(ApiError::InvalidCredentials);
         }
     };

@@ -266,7 +266,17 @@ pub(super) async fn confirm_password(
     client: &ClientInfo,
 ) -> Result<(), ApiError> {
     let key = crate::domain::username::key_of(&current.user.username);
+    if !state.hasher.has_room() {
+        return Err(ApiError::Busy);
+    }
     let attempt = throttle::begin_login(state, &key, client).await?;
+    let slot = match state.hasher.reserve() {
+        Ok(slot) => slot,
+        Err(busy) => {
+            attempt.abandon(state).await;
+            return Err(busy);
+        }
+    };
     let user_id = current.user.id;
     // Read the hash afresh: the one loaded with the session may predate a password change.
     let stored = state
@@ -274,19 +284,26 @@ pub(super) async fn confirm_password(
         .await?;
     if state
         .hasher
-        .verify(stored, Password::offered(password))
+        .verify(slot, stored, Password::offered(password))
         .await?
     {
         return attempt.succeeded(state).await;
     }
-    attempt.failed(state).await?;
-    state
-        .record(vec![event(
-            EventKind::LoginFailed,
+    let locked = attempt.failed(state).await?;
+    let mut events = vec![event(
+        EventKind::LoginFailed,
+        Some(user_id),
+        Some(&current.session.id),
+        client,
+    )];
+    if locked {
+        events.push(event(
+            EventKind::LoginThrottled,
             Some(user_id),
             Some(&current.session.id),
             client,
-        )])
-        .await;
+        ));
+    }
+    state.record(events).await;
     Err(ApiError::incorrect_password())
 }

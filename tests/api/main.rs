@@ -27,3 +27,4 @@ mod session_cache;
 mod sessions;
 mod storage;
 mod throttle;
+mod throttle_bursts;

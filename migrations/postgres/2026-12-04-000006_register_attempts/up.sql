@@ -1,0 +1,11 @@
+-- Registrations counted per client address (its /64 for IPv6) *before* the password is hashed:
+-- a row is written as pending when a registration starts, kept (done = TRUE) when the account
+-- is created and deleted when it is not, so a parallel burst cannot outrun REGISTER_MAX_PER_IP.
+CREATE TABLE register_attempts (
+    id BIGSERIAL PRIMARY KEY,
+    ip_key TEXT NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    done BOOLEAN NOT NULL DEFAULT FALSE
+);
+CREATE INDEX register_attempts_ip_idx ON register_attempts (ip_key, created_at);
+CREATE INDEX register_attempts_created_idx ON register_attempts (created_at);
