@@ -94,6 +94,18 @@ pub async fn main() -> ExitCode {
     if let Err(err) = crate::telemetry::init(&settings.log_filter, settings.log_json) {
         return fail(&err);
     }
+    if let Some(offset) = std::env::var(crate::db::CLOCK_OFFSET_VAR)
+        .ok()
+        .and_then(|raw| raw.trim().parse::<i64>().ok())
+        .filter(|offset| *offset != 0)
+    {
+        tracing::warn!(
+            offset_seconds = offset,
+            "{} is set: this process's clock is shifted (for tests only)",
+            crate::db::CLOCK_OFFSET_VAR
+        );
+        crate::db::set_clock_offset(offset);
+    }
     let outcome = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
         Command::Migrate => migrate(&settings),

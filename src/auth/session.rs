@@ -259,6 +259,11 @@ pub async fn resend_renewed_cookie(
         if res.status().is_success() && !already_set {
             if let Ok(value) = cookie.header_value() {
                 res.headers_mut().append(header::SET_COOKIE, value);
+                // A response that carries a cookie is never stored by a cache.
+                res.headers_mut().insert(
+                    header::CACHE_CONTROL,
+                    header::HeaderValue::from_static("no-store"),
+                );
             }
         }
     }

@@ -15,14 +15,32 @@ pub mod users;
 pub use connection::DbConnection;
 pub use pool::{DbError, DbPool};
 
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use chrono::{NaiveDateTime, SubsecRound, Utc};
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::{Connection, QueryResult};
 
+/// Seconds added to this process's clock; 0 except in tests of clock skew
+/// ([`set_clock_offset`]).
+static CLOCK_OFFSET_SECONDS: AtomicI64 = AtomicI64::new(0);
+
+/// The variable that shifts the clock of a `tessera` process, for tests that run a server whose
+/// clock disagrees with the database's (`tests/api/edges.rs`). Not a setting: it is read by the
+/// binary only, and announced with a warning at start-up.
+pub const CLOCK_OFFSET_VAR: &str = "TESSERA_TEST_CLOCK_OFFSET_SECONDS";
+
+/// Shifts [`now`] by `seconds` for the whole process.
+pub fn set_clock_offset(seconds: i64) {
+    CLOCK_OFFSET_SECONDS.store(seconds, Ordering::Relaxed);
+}
+
 /// The current UTC time at the precision both backends store (microseconds), so a value read back
-/// equals the value written.
+/// equals the value written. It is this host's clock: expiry, throttle windows and audit times
+/// are all judged by it, and nothing compares it with the database server's clock.
 pub fn now() -> NaiveDateTime {
-    Utc::now().naive_utc().trunc_subsecs(6)
+    let offset = CLOCK_OFFSET_SECONDS.load(Ordering::Relaxed);
+    (Utc::now().naive_utc() + chrono::Duration::seconds(offset)).trunc_subsecs(6)
 }
 
 /// A transaction that writes. On SQLite it takes the write lock up front (`BEGIN IMMEDIATE`): a

@@ -122,7 +122,10 @@ pub struct AccountDeletion {
     request_body = AccountDeletion,
     responses(
         (status = 204, description = "Deleted; the cookie is cleared.",
-            headers(("Set-Cookie" = String, description = "The session cookie, emptied, with `Max-Age=0`"))),
+            headers(
+                ("Set-Cookie" = String, description = "The session cookie, emptied, with `Max-Age=0`"),
+                ("Cache-Control" = String, description = "`no-store`"),
+            )),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = PasswordRefused),
@@ -155,6 +158,7 @@ pub async fn delete_account(
         .await;
     tracing::info!(user_id, "account deleted");
     Ok(HttpResponse::NoContent()
+        .insert_header(no_store())
         .append_header(state.cookies.clear())
         .finish())
 }

@@ -118,8 +118,11 @@ pub async fn list(
     request_body(content = Option<Reauth>, description = "Optional; only read when the body is not empty."),
     responses(
         (status = 204, description = "Ended.",
-            headers(("Set-Cookie" = String, description = "The session cookie, emptied, when the current session \
-                was ended; or renewed"))),
+            headers(
+                ("Set-Cookie" = String, description = "The session cookie, emptied, when the current session \
+                    was ended; or renewed"),
+                ("Cache-Control" = String, description = "`no-store` whenever `Set-Cookie` is sent"),
+            )),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = ReauthRequired),
@@ -175,6 +178,8 @@ pub async fn revoke_one(
         .await;
     let mut response = HttpResponse::NoContent();
     if is_current {
+        // A response that carries a cookie is never stored by a cache.
+        response.insert_header(no_store());
         response.append_header(state.cookies.clear());
     }
     Ok(response.finish())

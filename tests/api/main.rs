@@ -10,6 +10,7 @@ mod cookie_names;
 mod cookies;
 mod cors;
 mod csrf;
+mod edges;
 mod errors;
 mod events;
 mod health;
