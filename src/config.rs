@@ -633,9 +633,23 @@ fn parse_cidrs(raw: &str) -> Result<Vec<ipnet::IpNet>, String> {
             entry
                 .parse::<ipnet::IpNet>()
                 .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map(canonical_net)
                 .map_err(|_| format!("`{entry}` is not an IP address or CIDR like 10.0.0.0/8"))
         })
         .collect()
+}
+
+/// An IPv4-mapped network (`::ffff:10.0.0.0/104`) as the IPv4 network it stands for
+/// (`10.0.0.0/8`), since client addresses are compared in their canonical form.
+fn canonical_net(net: ipnet::IpNet) -> ipnet::IpNet {
+    match net {
+        ipnet::IpNet::V6(v6) if v6.prefix_len() >= 96 => v6
+            .network()
+            .to_ipv4_mapped()
+            .and_then(|v4| ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96).ok())
+            .map_or(net, ipnet::IpNet::V4),
+        _ => net,
+    }
 }
 
 fn validate_cookie(cookie: &CookieSettings) -> Result<(), ConfigError> {
@@ -911,6 +925,21 @@ mod tests {
                 .unwrap_err()
                 .var,
             "PUBLIC_ORIGIN"
+        );
+    }
+
+    /// Client addresses are canonical (`::ffff:a.b.c.d` is `a.b.c.d`), so are the proxies.
+    #[test]
+    fn ipv4_mapped_proxies_are_ipv4_networks() {
+        let s = settings(&[(
+            "TRUSTED_PROXIES",
+            "::ffff:10.0.0.0/104, ::ffff:192.0.2.1, ::ffff:0:0/96, 2001:db8::/32",
+        )])
+        .unwrap();
+        let shown: Vec<String> = s.trusted_proxies.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            ["10.0.0.0/8", "192.0.2.1/32", "0.0.0.0/0", "2001:db8::/32"]
         );
     }
 

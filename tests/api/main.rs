@@ -11,6 +11,7 @@ mod cors;
 mod csrf;
 mod errors;
 mod events;
+mod hardening_logs_net;
 mod health;
 mod login;
 mod logout;
