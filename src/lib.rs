@@ -15,6 +15,7 @@ pub mod memory;
 pub mod metrics;
 pub mod openapi;
 pub mod purge;
+pub mod request_span;
 pub mod routes;
 pub mod startup;
 pub mod state;
