@@ -10,6 +10,8 @@ use std::time::Duration;
 use actix_web::cookie::SameSite;
 use tracing_subscriber::EnvFilter;
 
+use crate::redact::redact_url;
+
 /// A variable whose value cannot be used, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -44,6 +46,9 @@ pub enum DatabaseTarget {
 
 impl DatabaseTarget {
     /// `postgres://` / `postgresql://` is PostgreSQL, `sqlite://PATH` or a plain path is a SQLite file.
+    ///
+    /// A libpq key=value connection string (`host=db password=...`) is refused rather than taken
+    /// for a file name that would be shown as it is; no error repeats the value.
     pub fn parse(raw: &str) -> Result<Self, String> {
         let raw = raw.trim();
         if raw.is_empty() {
@@ -56,7 +61,29 @@ impl DatabaseTarget {
             if url.host_str().is_none_or(str::is_empty) && url.query().is_none() {
                 return Err("is a PostgreSQL URL without a host".into());
             }
+            let after_scheme = &raw[raw.find("://").map_or(0, |i| i + 3)..];
+            let authority = &after_scheme[..after_scheme
+                .find(['/', '?', '#'])
+                .unwrap_or(after_scheme.len())];
+            if authority.matches('@').count() > 1 {
+                return Err(
+                    "is a PostgreSQL URL with an unencoded @ in its user name or password; write it as %40"
+                        .into(),
+                );
+            }
             return Ok(Self::Postgres(raw.to_owned()));
+        }
+        if lower.starts_with("postgres:") || lower.starts_with("postgresql:") {
+            return Err(
+                "is not a valid PostgreSQL URL; it must start with postgres:// or postgresql://"
+                    .into(),
+            );
+        }
+        if is_conninfo(raw) {
+            return Err(
+                "is a libpq key=value connection string, which is not supported; write it as a URL: postgres://USER:PASSWORD@HOST:PORT/DBNAME?PARAMETER=VALUE"
+                    .into(),
+            );
         }
         let path = if let Some(rest) = lower.strip_prefix("sqlite://") {
             raw[raw.len() - rest.len()..].to_owned()
@@ -81,11 +108,11 @@ impl DatabaseTarget {
         Ok(Self::Sqlite(PathBuf::from(path)))
     }
 
-    /// The target as it may be shown to an operator: a PostgreSQL password is hidden.
+    /// The target as it may be shown to an operator: every PostgreSQL password is hidden.
     pub fn redacted(&self) -> String {
         match self {
             Self::Sqlite(path) => format!("SQLite file {}", path.display()),
-            Self::Postgres(raw) => match redact_password(raw) {
+            Self::Postgres(raw) => match redact_url(raw) {
                 Some(url) => format!("PostgreSQL at {url}"),
                 None => "PostgreSQL".to_owned(),
             },
@@ -93,13 +120,57 @@ impl DatabaseTarget {
     }
 }
 
-/// `url` with its password shown as `***`; `None` if it does not parse.
-fn redact_password(raw: &str) -> Option<String> {
-    let mut url = url::Url::parse(raw).ok()?;
-    if url.password().is_some() {
-        let _ = url.set_password(Some("***"));
-    }
-    Some(url.to_string())
+/// libpq's connection parameter names; a string that starts with one of them and `=` is a libpq
+/// key=value connection string, not a file name.
+const LIBPQ_KEYWORDS: [&str; 39] = [
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "passfile",
+    "channel_binding",
+    "connect_timeout",
+    "client_encoding",
+    "options",
+    "application_name",
+    "fallback_application_name",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_count",
+    "tcp_user_timeout",
+    "replication",
+    "gssencmode",
+    "sslmode",
+    "sslcompression",
+    "sslcert",
+    "sslkey",
+    "sslpassword",
+    "sslcertmode",
+    "sslrootcert",
+    "sslcrl",
+    "sslcrldir",
+    "sslsni",
+    "requirepeer",
+    "require_auth",
+    "ssl_min_protocol_version",
+    "ssl_max_protocol_version",
+    "krbsrvname",
+    "gsslib",
+    "service",
+    "target_session_attrs",
+    "load_balance_hosts",
+];
+
+fn is_conninfo(raw: &str) -> bool {
+    raw.split_once('=').is_some_and(|(name, _)| {
+        let name = name.trim();
+        LIBPQ_KEYWORDS
+            .iter()
+            .any(|keyword| name.eq_ignore_ascii_case(keyword))
+    })
 }
 
 impl fmt::Debug for DatabaseTarget {
@@ -428,12 +499,12 @@ impl Settings {
 
 impl Settings {
     /// Every setting as `VARIABLE=value`, as `tessera check-config` prints it; the database
-    /// password is hidden.
+    /// passwords are hidden.
     pub fn describe(&self) -> Vec<(&'static str, String)> {
         let database = match &self.database {
             DatabaseTarget::Sqlite(path) => path.display().to_string(),
             DatabaseTarget::Postgres(raw) => {
-                redact_password(raw).unwrap_or_else(|| "postgres://***".to_owned())
+                redact_url(raw).unwrap_or_else(|| "postgres://***".to_owned())
             }
         };
         let same_site = match self.cookie.same_site {
@@ -639,9 +710,23 @@ fn parse_cidrs(raw: &str) -> Result<Vec<ipnet::IpNet>, String> {
             entry
                 .parse::<ipnet::IpNet>()
                 .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map(canonical_net)
                 .map_err(|_| format!("`{entry}` is not an IP address or CIDR like 10.0.0.0/8"))
         })
         .collect()
+}
+
+/// An IPv4-mapped network (`::ffff:10.0.0.0/104`) as the IPv4 network it stands for
+/// (`10.0.0.0/8`), since client addresses are compared in their canonical form.
+fn canonical_net(net: ipnet::IpNet) -> ipnet::IpNet {
+    match net {
+        ipnet::IpNet::V6(v6) if v6.prefix_len() >= 96 => v6
+            .network()
+            .to_ipv4_mapped()
+            .and_then(|v4| ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96).ok())
+            .map_or(net, ipnet::IpNet::V4),
+        _ => net,
+    }
 }
 
 fn validate_cookie(cookie: &CookieSettings) -> Result<(), ConfigError> {
@@ -760,6 +845,57 @@ mod tests {
         assert!(DatabaseTarget::parse("mysql://x").is_err());
         assert!(DatabaseTarget::parse(":memory:").is_err());
         assert!(DatabaseTarget::parse("postgres://[bad").is_err());
+    }
+
+    /// Every password form libpq accepts in a URL: userinfo, `password=` and `sslpassword=`
+    /// parameters, also with a percent-encoded name.
+    #[test]
+    fn redacted_target_hides_every_password_form() {
+        for raw in [
+            "postgres://app:Hunter2Secret@db:5432/app",
+            "postgres://app@db/app?password=Hunter2Secret",
+            "postgres://app@db/app?sslmode=require&password=Hunter2Secret",
+            "postgresql://app@db/app?sslpassword=Hunter2Secret",
+            "postgres://app@db/app?pass%77ord=Hunter2Secret",
+            "postgres://app:Hunter2Secret@db/app?password=Hunter2Secret&sslpassword=Hunter2Secret",
+        ] {
+            let target = DatabaseTarget::parse(raw).unwrap();
+            assert!(!target.redacted().contains("Hunter2"), "{raw}");
+            assert!(!format!("{target:?}").contains("Hunter2"), "{raw}");
+            let s = settings(&[("DATABASE_URL", raw)]).unwrap();
+            let described = s.describe();
+            assert!(
+                described.iter().all(|(_, v)| !v.contains("Hunter2")),
+                "{raw}: {described:?}"
+            );
+        }
+        let s = settings(&[(
+            "DATABASE_URL",
+            "postgres://app@db/app?password=x1&sslmode=disable",
+        )])
+        .unwrap();
+        assert!(s.describe().iter().any(|(k, v)| *k == "DATABASE_URL"
+            && v == "postgres://app@db/app?password=***&sslmode=disable"));
+    }
+
+    /// libpq also takes `host=db password=...`; tessera refuses it, and never repeats it.
+    #[test]
+    fn conninfo_strings_are_refused_without_echoing_them() {
+        for raw in [
+            "host=db user=app password=Hunter2Secret dbname=x",
+            "dbname = x sslpassword='a Hunter2Secret'",
+            "  user=app password='Hunter2 Secret' host=db",
+            "postgres:app:Hunter2Secret@db/app",
+            "postgres://app:Hunter2@Secret@db/app",
+        ] {
+            let err = settings(&[("DATABASE_URL", raw)]).unwrap_err();
+            assert_eq!(err.var, "DATABASE_URL", "{raw}");
+            assert!(!err.to_string().contains("Hunter2"), "{raw}: {err}");
+        }
+        assert_eq!(
+            DatabaseTarget::parse("data/a=b.db").unwrap(),
+            DatabaseTarget::Sqlite("data/a=b.db".into())
+        );
     }
 
     #[test]
@@ -917,6 +1053,21 @@ mod tests {
                 .unwrap_err()
                 .var,
             "PUBLIC_ORIGIN"
+        );
+    }
+
+    /// Client addresses are canonical (`::ffff:a.b.c.d` is `a.b.c.d`), so are the proxies.
+    #[test]
+    fn ipv4_mapped_proxies_are_ipv4_networks() {
+        let s = settings(&[(
+            "TRUSTED_PROXIES",
+            "::ffff:10.0.0.0/104, ::ffff:192.0.2.1, ::ffff:0:0/96, 2001:db8::/32",
+        )])
+        .unwrap();
+        let shown: Vec<String> = s.trusted_proxies.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            ["10.0.0.0/8", "192.0.2.1/32", "0.0.0.0/0", "2001:db8::/32"]
         );
     }
 

@@ -15,6 +15,8 @@ pub mod memory;
 pub mod metrics;
 pub mod openapi;
 pub mod purge;
+pub mod redact;
+pub mod request_span;
 pub mod routes;
 pub mod startup;
 pub mod state;

@@ -23,6 +23,7 @@ use crate::csrf::refuse_cross_site;
 use crate::db::migrations;
 use crate::db::pool::{build_pool, StartupDbError};
 use crate::error::json_error_handler;
+use crate::request_span::RequestSpan;
 use crate::routes;
 use crate::state::AppState;
 
@@ -115,7 +116,7 @@ impl Application {
                 .wrap(from_fn(crate::metrics::record_request))
                 .wrap(NormalizePath::new(TrailingSlash::Trim))
                 .wrap(from_fn(log_request))
-                .wrap(TracingLogger::default())
+                .wrap(TracingLogger::<RequestSpan>::new())
         })
         .workers(settings.workers)
         .listen(listener)?

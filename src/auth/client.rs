@@ -1,5 +1,8 @@
 //! Who is on the other end: the client IP (the socket peer, or `X-Forwarded-For` read right to
 //! left only through trusted proxies, so a client cannot forge its address) and the User-Agent.
+//!
+//! Every address is canonical: an IPv4 peer of a dual-stack (`[::]`) listener arrives as
+//! `::ffff:a.b.c.d`, and is compared, counted and stored as `a.b.c.d`.
 
 use std::future::{ready, Ready};
 use std::net::IpAddr;
@@ -26,11 +29,12 @@ impl ClientInfo {
     /// The address throttles count by: the IP itself, or its /64 for IPv6, since one IPv6
     /// client usually holds a whole /64 and could otherwise change address per attempt.
     pub fn throttle_key(&self) -> String {
-        match self.ip.parse::<IpAddr>() {
-            Ok(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => ipnet::Ipv6Net::new(v6, 64)
+        match self.ip.parse::<IpAddr>().map(|ip| ip.to_canonical()) {
+            Ok(IpAddr::V6(v6)) => ipnet::Ipv6Net::new(v6, 64)
                 .map(|net| net.trunc().to_string())
                 .unwrap_or_else(|_| self.ip.clone()),
-            _ => self.ip.clone(),
+            Ok(IpAddr::V4(v4)) => v4.to_string(),
+            Err(_) => self.ip.clone(),
         }
     }
 
@@ -63,15 +67,16 @@ impl FromRequest for ClientInfo {
 }
 
 /// The peer, unless it is a trusted proxy: then the rightmost `X-Forwarded-For` entry that is not
-/// itself trusted. An unparsable entry ends the walk at the last address known good.
+/// itself trusted. An unparsable entry ends the walk at the last address known good. The answer
+/// is canonical (an IPv4-mapped IPv6 address is the IPv4 address).
 ///
 /// The header is split into entries as bytes: an entry that is not text (a client may send any
 /// byte, and proxies append their entry to the same header) is one more unparsable entry. Skipping
 /// the whole header instead would ignore the address the proxy appended, so that a client could
 /// pass itself off as an address written further left, or as the proxy that all its users share.
 pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
-    let mut client = peer;
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| contains(net, *ip));
+    let mut client = peer.to_canonical();
     if !is_trusted(&client) {
         return client;
     }
@@ -81,7 +86,7 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
         .map(|hop| std::str::from_utf8(hop).ok().map(str::trim))
         .collect::<Vec<_>>();
     for hop in hops.into_iter().rev() {
-        match hop.and_then(|hop| hop.parse::<IpAddr>().ok()) {
+        match hop.and_then(|hop| hop.parse::<IpAddr>().ok().map(|ip| ip.to_canonical())) {
             Some(ip) => {
                 client = ip;
                 if !is_trusted(&ip) {
@@ -92,6 +97,16 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
         }
     }
     client
+}
+
+/// Whether `net` holds the canonical address `ip`, however either is written: an IPv4 address is
+/// also looked for as `::ffff:a.b.c.d`, for an IPv6 network written around the mapped range.
+fn contains(net: &IpNet, ip: IpAddr) -> bool {
+    net.contains(&ip)
+        || match ip {
+            IpAddr::V4(v4) => net.contains(&IpAddr::V6(v4.to_ipv6_mapped())),
+            IpAddr::V6(_) => false,
+        }
 }
 
 #[cfg(test)]
@@ -146,6 +161,34 @@ mod tests {
             "2001:db8:1:2::/64"
         );
         assert_eq!(client("192.0.2.1").throttle_key(), "192.0.2.1");
+    }
+
+    /// An IPv4 proxy behind a dual-stack listener is the peer `::ffff:a.b.c.d`.
+    #[test]
+    fn ipv4_mapped_addresses_are_ipv4() {
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        let trusted = nets(&["10.0.0.0/8"]);
+        let h = xff("::ffff:198.51.100.7, ::ffff:10.0.0.2");
+        assert_eq!(client_ip(mapped, &h, &trusted).to_string(), "198.51.100.7");
+        assert_eq!(
+            client_ip(mapped, &HeaderMap::new(), &trusted).to_string(),
+            "10.0.0.1"
+        );
+        let untrusted: IpAddr = "::ffff:203.0.113.9".parse().unwrap();
+        assert_eq!(
+            client_ip(untrusted, &h, &trusted).to_string(),
+            "203.0.113.9"
+        );
+        let plain: IpAddr = "10.0.0.1".parse().unwrap();
+        assert_eq!(
+            client_ip(plain, &h, &nets(&["::ffff:10.0.0.0/104"])).to_string(),
+            "198.51.100.7"
+        );
+        let client = |ip: &str| ClientInfo {
+            ip: ip.into(),
+            user_agent: None,
+        };
+        assert_eq!(client("::ffff:192.0.2.1").throttle_key(), "192.0.2.1");
     }
 
     /// Found by the `client_headers` fuzz target: a header that was not all ASCII was skipped.

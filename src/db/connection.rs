@@ -3,7 +3,7 @@
 //! diesel's derived `MultiConnection::establish` tries every backend in turn and discards the real
 //! error (a wrong password becomes "Invalid connection url for multiconnection", an empty URL opens a
 //! temporary SQLite database). [`ConnectionManager`] instead picks the backend from the already
-//! validated [`DatabaseTarget`] and keeps the driver's own error.
+//! validated [`DatabaseTarget`] and keeps the driver's own error, minus any password it quotes.
 
 use std::time::Duration;
 
@@ -45,9 +45,11 @@ impl ConnectionManager {
     /// Opens one connection, reporting the driver's error.
     pub fn establish(&self) -> Result<DbConnection, ConnectionError> {
         match &self.target {
-            DatabaseTarget::Postgres(url) => {
-                let url = with_connect_timeout(url, self.connect_timeout);
-                PgConnection::establish(&url).map(DbConnection::Postgres)
+            DatabaseTarget::Postgres(raw) => {
+                let url = with_connect_timeout(raw, self.connect_timeout);
+                PgConnection::establish(&url)
+                    .map(DbConnection::Postgres)
+                    .map_err(|error| without_secrets(error, raw))
             }
             DatabaseTarget::Sqlite(path) => {
                 let path = path.to_str().ok_or_else(|| {
@@ -61,6 +63,24 @@ impl ConnectionManager {
                 Ok(DbConnection::Sqlite(conn))
             }
         }
+    }
+}
+
+/// The driver's error with every password of `url` hidden: libpq quotes parts of the URL it could
+/// not parse (a badly percent-encoded password, for one), and the error is shown and logged.
+fn without_secrets(error: ConnectionError, url: &str) -> ConnectionError {
+    let secrets = crate::redact::secrets_of(url);
+    let scrub = |message: &str| crate::redact::scrub(message, &secrets);
+    match error {
+        ConnectionError::BadConnection(message) => ConnectionError::BadConnection(scrub(&message)),
+        ConnectionError::InvalidConnectionUrl(message) => {
+            ConnectionError::InvalidConnectionUrl(scrub(&message))
+        }
+        // Its `Debug` would show the bytes of the URL.
+        ConnectionError::InvalidCString(_) => {
+            ConnectionError::InvalidConnectionUrl("DATABASE_URL contains a NUL byte".into())
+        }
+        other => other,
     }
 }
 
@@ -116,6 +136,25 @@ impl r2d2::ManageConnection for ConnectionManager {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// libpq repeats a value it cannot percent-decode; that value may be the password.
+    #[test]
+    fn driver_errors_do_not_repeat_a_password() {
+        for raw in [
+            "postgres://u@127.0.0.1:1/x?password=Hunter2%zzSecret",
+            "postgres://u:Hunter2%zzSecret@127.0.0.1:1/x",
+            "postgres://u@127.0.0.1:1/x?sslpassword=Hunter2%zzSecret",
+        ] {
+            let target = DatabaseTarget::parse(raw).expect("a valid DATABASE_URL");
+            let manager = ConnectionManager::new(target, Duration::from_secs(1));
+            let error = match manager.establish() {
+                Ok(_) => panic!("{raw}: nothing listens on port 1"),
+                Err(error) => error,
+            };
+            let shown = format!("{error} {error:?}");
+            assert!(!shown.contains("Hunter2"), "{raw}: {shown}");
+        }
+    }
 
     #[test]
     fn connect_timeout_is_added_once() {

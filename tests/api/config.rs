@@ -415,6 +415,98 @@ async fn database_error_hides_the_password() {
     );
 }
 
+/// Every form of PostgreSQL password libpq accepts (issue 10, item 7).
+const PASSWORD_FORMS: [&str; 5] = [
+    "postgres://postgres@127.0.0.1:1/x?password=QueryPwSecret",
+    "postgres://postgres@127.0.0.1:1/x?sslmode=disable&password=QueryPwSecret",
+    "postgresql://postgres@127.0.0.1:1/x?sslpassword=QueryPwSecret",
+    "postgres://postgres@127.0.0.1:1/x?pass%77ord=QueryPwSecret",
+    "postgres://postgres:QueryPwSecret@127.0.0.1:1/x?password=QueryPwSecret",
+];
+
+/// `tessera ARGS` to its exit: code, stdout and stderr.
+async fn run_command(
+    dir: &Path,
+    vars: &BTreeMap<String, String>,
+    args: &[&str],
+) -> (Option<i32>, String) {
+    let mut command = command(dir, vars);
+    command.args(args);
+    let output = tokio::time::timeout(EXIT_LIMIT, command.output())
+        .await
+        .expect("tessera exits by itself")
+        .expect("tessera runs");
+    (
+        output.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    )
+}
+
+#[tokio::test]
+async fn check_config_hides_every_database_password() {
+    let dir = TempDir::new().unwrap();
+    for url in PASSWORD_FORMS {
+        let vars = env_for(dir.path(), &[("DATABASE_URL", url)]);
+        let (code, out) = run_command(dir.path(), &vars, &["check-config"]).await;
+        assert_eq!(code, Some(0), "{url}: {out}");
+        assert!(
+            !out.contains("QueryPwSecret"),
+            "{url}: the password leaked: {out}"
+        );
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with("DATABASE_URL=postgres") && l.contains("***")),
+            "{url}: {out}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_libpq_key_value_string_is_refused_without_repeating_it() {
+    let dir = TempDir::new().unwrap();
+    for conninfo in [
+        "host=127.0.0.1 port=1 user=postgres password=KvPwSecret dbname=x",
+        "host=127.0.0.1 port=1 password='Kv KvPwSecret' dbname=x",
+        "dbname=x sslpassword=KvPwSecret",
+    ] {
+        let vars = env_for(dir.path(), &[("DATABASE_URL", conninfo)]);
+        for args in [&["check-config"][..], &[]] {
+            let (code, out) = run_command(dir.path(), &vars, args).await;
+            assert_eq!(code, Some(2), "{args:?}: {out}");
+            assert!(out.contains("DATABASE_URL"), "{args:?}: {out}");
+            assert!(
+                !out.contains("KvPwSecret"),
+                "{args:?}: the password leaked: {out}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn start_up_failure_hides_every_database_password() {
+    let dir = TempDir::new().unwrap();
+    let quoted_back = "postgres://postgres@127.0.0.1:1/x?password=QueryPwSecret%zz";
+    for url in PASSWORD_FORMS.iter().copied().chain([quoted_back]) {
+        let vars = env_for(
+            dir.path(),
+            &[("DATABASE_URL", url), ("DB_CONNECT_TIMEOUT_SECONDS", "2")],
+        );
+        for args in [&[][..], &["migrate"]] {
+            let (code, out) = run_command(dir.path(), &vars, args).await;
+            assert_eq!(code, Some(3), "{url} {args:?}: {out}");
+            assert!(out.contains("database error"), "{url} {args:?}: {out}");
+            assert!(
+                !out.contains("QueryPwSecret"),
+                "{url} {args:?}: the password leaked: {out}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn missing_postgres_database_reports_does_not_exist() {
     let Some(admin_url) = test_database_url() else {

@@ -13,6 +13,7 @@ mod csrf;
 mod edges;
 mod errors;
 mod events;
+mod hardening_logs_net;
 mod health;
 mod login;
 mod logout;

@@ -203,6 +203,35 @@ async fn no_log_line_carries_a_password_token_or_hash() {
             .send()
             .await;
         assert_eq!(logout.expect("logout").status(), 200);
+        // Secrets where the server does not expect them: in the query string, and in headers it
+        // does not read; plus a client address forged by a peer that is no trusted proxy.
+        let in_query = client
+            .get(format!(
+                "{}/users/me?access_token=Qu3ryTokenSecret",
+                server.base
+            ))
+            .send()
+            .await;
+        assert_eq!(in_query.expect("me").status(), 401);
+        let not_found = client
+            .get(format!(
+                "{}/nowhere?password=Qu3ryPasswordSecret&x=1",
+                server.base
+            ))
+            .send()
+            .await;
+        assert_eq!(not_found.expect("404").status(), 404);
+        let in_headers = client
+            .get(format!("{}/users/me", server.base))
+            .header("X-Api-Key", "H3aderApiKeySecret")
+            .header("Authorization", "Bearer H3aderBearerSecret")
+            .header("Proxy-Authorization", "Basic H3aderProxySecret")
+            .header("X-Forwarded-For", FORGED_IP)
+            .header("Forwarded", "for=198.51.100.67;host=forged-host.example")
+            .header("X-Forwarded-Host", "forged-host.example")
+            .send()
+            .await;
+        assert_eq!(in_headers.expect("me").status(), 401);
 
         server.signal("TERM");
         server.wait(Duration::from_secs(40)).await;
@@ -218,12 +247,62 @@ async fn no_log_line_carries_a_password_token_or_hash() {
             &token,
             &sha256_hex(&token),
             "$argon2id$",
+            "Qu3ryTokenSecret",
+            "Qu3ryPasswordSecret",
+            "access_token=",
+            "password=",
+            "H3aderApiKeySecret",
+            "H3aderBearerSecret",
+            "H3aderProxySecret",
         ] {
             assert!(
                 !log.contains(secret),
-                "the {format} log contains a secret ({secret:.12}...)"
+                "the {format} log contains a secret ({secret:.12}...): {log}"
             );
         }
+        for forged in [FORGED_IP, "198.51.100.67", "forged-host.example"] {
+            assert!(
+                !log.contains(forged),
+                "the {format} log believes a forged client address: {log}"
+            );
+        }
+        let lines: Vec<&str> = log.lines().filter(|l| is_request_line(l)).collect();
+        for (path, status) in [("/users/me", "401"), ("/nowhere", "404"), ("/login", "401")] {
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l.contains(path) && l.contains(status) && from_loopback(l)),
+                "the {format} log has no {status} line for {path} from 127.0.0.1: {log}"
+            );
+        }
+        // Nothing in this flow is the server's fault: 401 and 404 are no warnings.
+        for line in log.lines() {
+            let level = level_of(line);
+            assert!(
+                !matches!(level.as_deref(), Some("WARN" | "ERROR")),
+                "a {format} line at {level:?}: {line}"
+            );
+        }
+    }
+}
+
+const FORGED_IP: &str = "198.51.100.66";
+
+/// The one line `log_request` writes per request (text or JSON).
+fn is_request_line(line: &str) -> bool {
+    line.contains("\"message\":\"request\"") || line.contains(": request method=")
+}
+
+/// Whether the line's root span names 127.0.0.1 as the client.
+fn from_loopback(line: &str) -> bool {
+    line.contains("http.client_ip=127.0.0.1 ") || line.contains("\"http.client_ip\":\"127.0.0.1\"")
+}
+
+/// The level of a log line, text (`<time> <LEVEL> ...`) or JSON (`"level":"..."`).
+fn level_of(line: &str) -> Option<String> {
+    match serde_json::from_str::<serde_json::Value>(line) {
+        Ok(json) => json["level"].as_str().map(str::to_owned),
+        Err(_) => line.split_whitespace().nth(1).map(str::to_owned),
     }
 }
 
