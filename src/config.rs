@@ -237,6 +237,10 @@ pub struct RetentionSettings {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub database: DatabaseTarget,
+    /// PostgreSQL only: where the session cache's listener connects (`SESSION_SYNC_DATABASE_URL`,
+    /// e.g. directly to the server when `DATABASE_URL` goes through a pooler); `None`: the
+    /// `DATABASE_URL` connection. Printed only redacted, like `database`.
+    pub session_sync: Option<DatabaseTarget>,
     pub bind_addr: String,
     pub workers: usize,
     pub db_pool_size: u32,
@@ -295,6 +299,23 @@ impl Settings {
                 DatabaseTarget::parse(&raw).map_err(|m| ConfigError::new("DATABASE_URL", m))?
             }
             None => DatabaseTarget::Sqlite(PathBuf::from("tessera.db")),
+        };
+        let session_sync = match vars.get("SESSION_SYNC_DATABASE_URL") {
+            None => None,
+            Some(raw) => {
+                let error = |m: String| ConfigError::new("SESSION_SYNC_DATABASE_URL", m);
+                if !matches!(database, DatabaseTarget::Postgres(_)) {
+                    return Err(error(
+                        "is only for PostgreSQL (the session cache's LISTEN connection); DATABASE_URL is a SQLite file".into(),
+                    ));
+                }
+                match DatabaseTarget::parse(&raw).map_err(error)? {
+                    target @ DatabaseTarget::Postgres(_) => Some(target),
+                    DatabaseTarget::Sqlite(_) => {
+                        return Err(error("must be a postgres:// URL".into()))
+                    }
+                }
+            }
         };
 
         let bind_addr = vars
@@ -468,6 +489,7 @@ impl Settings {
         }
 
         Ok(Self {
+            session_sync,
             log_json,
             metrics_enabled,
             metrics_bind_addr,
@@ -507,6 +529,12 @@ impl Settings {
                 redact_url(raw).unwrap_or_else(|| "postgres://***".to_owned())
             }
         };
+        let session_sync = match &self.session_sync {
+            Some(DatabaseTarget::Postgres(raw)) => {
+                redact_url(raw).unwrap_or_else(|| "postgres://***".to_owned())
+            }
+            _ => String::new(),
+        };
         let same_site = match self.cookie.same_site {
             SameSite::Strict => "strict",
             SameSite::None => "none",
@@ -522,6 +550,7 @@ impl Settings {
         let list = |items: Vec<String>| items.join(",");
         vec![
             ("DATABASE_URL", database),
+            ("SESSION_SYNC_DATABASE_URL", session_sync),
             ("BIND_ADDR", self.bind_addr.clone()),
             ("WORKERS", self.workers.to_string()),
             ("DB_POOL_SIZE", self.db_pool_size.to_string()),
@@ -996,7 +1025,34 @@ mod tests {
         assert!(described
             .iter()
             .any(|(k, v)| *k == "DATABASE_URL" && v.contains("app:***@db")));
-        assert_eq!(described.len(), 37);
+        assert_eq!(described.len(), 38);
+    }
+
+    #[test]
+    fn session_sync_url_is_postgres_only_and_hidden() {
+        let pg = "postgres://app:hunter2@db/app";
+        let s = settings(&[
+            ("DATABASE_URL", pg),
+            (
+                "SESSION_SYNC_DATABASE_URL",
+                "postgres://app:direct9@db:5432/app?password=x2",
+            ),
+        ])
+        .unwrap();
+        assert!(matches!(s.session_sync, Some(DatabaseTarget::Postgres(_))));
+        let described = format!("{:?} {:?}", s.describe(), s);
+        for secret in ["hunter2", "direct9", "x2"] {
+            assert!(!described.contains(secret), "{secret} in {described}");
+        }
+        assert!(settings(&[("DATABASE_URL", pg)])
+            .unwrap()
+            .session_sync
+            .is_none());
+        let err = settings(&[("SESSION_SYNC_DATABASE_URL", pg)]).unwrap_err();
+        assert_eq!(err.var, "SESSION_SYNC_DATABASE_URL");
+        let err =
+            settings(&[("DATABASE_URL", pg), ("SESSION_SYNC_DATABASE_URL", "x.db")]).unwrap_err();
+        assert_eq!(err.var, "SESSION_SYNC_DATABASE_URL");
     }
 
     #[test]

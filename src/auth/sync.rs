@@ -10,8 +10,11 @@
 //! Whenever the channel is down (connection lost, a query failed) the cache is switched off and
 //! emptied, so requests fall back to the database rather than trust copies that may have missed a
 //! revocation; it comes back on, empty, once listening again. While up, the channel renews the
-//! cache's lease ([`LEASE`]) each time it proves it has read everything: a PostgreSQL round trip
-//! every [`HEARTBEAT`], every SQLite poll. The thread holds only a weak
+//! cache's lease ([`LEASE`]) each time it proves it has read everything: on PostgreSQL, a NOTIFY
+//! the listener sends itself on a channel of its own every [`HEARTBEAT`] and must hear back (a
+//! plain round trip would still succeed behind a pooler in transaction mode, where LISTEN
+//! silently stops working; `SESSION_SYNC_DATABASE_URL` points the listener at a direct
+//! connection); on SQLite, every poll of the log. The thread holds only a weak
 //! reference and ends when the server that owns the cache is gone.
 
 use std::sync::{Arc, Weak};
@@ -37,8 +40,10 @@ pub fn await_propagation() {
     thread::sleep(PROPAGATION);
 }
 
-/// How often the listening connection is checked with a round trip.
+/// How often the listening connection sends itself a heartbeat NOTIFY.
 const HEARTBEAT: Duration = Duration::from_millis(250);
+/// A heartbeat not heard back within this is a deaf listener: the cache goes off.
+const ECHO_TIMEOUT: Duration = Duration::from_millis(750);
 /// How long the cache may answer after the channel last proved it works: a hung connection or a
 /// stalled thread turns it off after this, before any timeout fires.
 const LEASE: Duration = Duration::from_secs(1);
@@ -59,11 +64,21 @@ pub fn spawn(cache: &Arc<SessionCache>, settings: &Settings) -> std::io::Result<
     }
     let cache = Arc::downgrade(cache);
     let target = settings.database.clone();
+    let sync_url = match &settings.session_sync {
+        Some(DatabaseTarget::Postgres(url)) => Some(url.clone()),
+        _ => None,
+    };
     let timeout = settings.db_connect_timeout;
     thread::Builder::new()
         .name("session-sync".into())
         .spawn(move || match target {
-            DatabaseTarget::Postgres(url) => run(&cache, || listen_postgres(&cache, &url, timeout)),
+            DatabaseTarget::Postgres(url) => {
+                let url = sync_url.unwrap_or(url);
+                let mut deafness = Deafness::default();
+                run(&cache, || {
+                    listen_postgres(&cache, &url, timeout, &mut deafness)
+                })
+            }
             DatabaseTarget::Sqlite(_) => {
                 let manager = ConnectionManager::new(target, timeout);
                 run(&cache, || poll_sqlite(&cache, &manager))
@@ -124,48 +139,108 @@ fn lost(live: bool, error: impl ToString) -> Stop {
     }
 }
 
-fn listen_postgres(cache: &Weak<SessionCache>, url: &str, timeout: Duration) -> Stop {
-    let mut conn = match invalidations::listen(url, timeout) {
+/// Whether the PostgreSQL listener is known to be deaf: its heartbeats do not come back. Kept
+/// across reconnections so the warning is written once per spell of deafness, not per attempt.
+#[derive(Default)]
+struct Deafness {
+    warned: bool,
+}
+
+fn listen_postgres(
+    cache: &Weak<SessionCache>,
+    url: &str,
+    timeout: Duration,
+    deafness: &mut Deafness,
+) -> Stop {
+    let channel = heartbeat_channel();
+    let mut conn = match invalidations::listen(url, timeout, &channel) {
         Ok(conn) => conn,
         Err(e) => return lost(false, e),
     };
     if let Some(stop) = go_live(cache) {
         return stop;
     }
-    let mut last_ping: Option<Instant> = None;
+    // The heartbeat awaiting its echo: its number and when it was sent.
+    let mut awaiting: Option<(u64, Instant)> = None;
+    let mut sent: u64 = 0;
+    let mut last_sent: Option<Instant> = None;
+    let mut heard = false;
     loop {
         thread::sleep(PG_POLL);
         let Some(cache) = cache.upgrade() else {
             return Stop::Gone;
         };
-        if let Err(e) = evict_notified(&mut conn, &cache) {
-            return lost(true, e);
+        match evict_notified(&mut conn, &cache, &channel) {
+            Err(e) => return lost(heard, e),
+            Ok(echoes) => {
+                if let Some((number, _)) = awaiting {
+                    if echoes.contains(&number) {
+                        // Everything committed before the heartbeat has been read.
+                        cache.renew(LEASE);
+                        awaiting = None;
+                        heard = true;
+                        if deafness.warned {
+                            tracing::info!("session cache on: heartbeats are heard again");
+                            deafness.warned = false;
+                        }
+                    }
+                }
+            }
         }
-        if last_ping.is_none_or(|at| at.elapsed() >= HEARTBEAT) {
-            if let Err(e) = invalidations::ping(&mut conn) {
-                return lost(true, e);
+        if let Some((_, at)) = awaiting {
+            if at.elapsed() >= ECHO_TIMEOUT {
+                if !deafness.warned {
+                    tracing::warn!(
+                        timeout_ms = ECHO_TIMEOUT.as_millis() as u64,
+                        "session cache off: the listening connection does not receive its own \
+                         NOTIFY, so revocations made elsewhere cannot be heard (a connection \
+                         pooler in transaction mode?); point SESSION_SYNC_DATABASE_URL at a direct \
+                         PostgreSQL connection"
+                    );
+                    deafness.warned = true;
+                }
+                return lost(false, "a heartbeat NOTIFY did not come back");
             }
-            // The reply came after every notification sent before the ping: read them, then
-            // everything up to the ping is known.
-            if let Err(e) = evict_notified(&mut conn, &cache) {
-                return lost(true, e);
+        }
+        if awaiting.is_none() && last_sent.is_none_or(|at| at.elapsed() >= HEARTBEAT) {
+            sent += 1;
+            if let Err(e) = invalidations::heartbeat(&mut conn, &channel, &sent.to_string()) {
+                return lost(heard, e);
             }
-            cache.renew(LEASE);
-            last_ping = Some(Instant::now());
+            let now = Instant::now();
+            awaiting = Some((sent, now));
+            last_sent = Some(now);
         }
     }
 }
 
-/// Evicts the users named by every notification received so far (user ids as text).
+/// A channel name of this listener's own, so its heartbeats never wake another instance.
+fn heartbeat_channel() -> String {
+    format!("tessera_heartbeat_{:016x}", rand::random::<u64>())
+}
+
+/// Evicts the users named by every notification received so far on the triggers' channel
+/// (user ids as text); returns the numbers of the heartbeats received on `heartbeat_channel`.
 fn evict_notified(
     conn: &mut diesel::PgConnection,
     cache: &SessionCache,
-) -> diesel::QueryResult<()> {
-    let payloads = invalidations::received(conn)?;
-    if !payloads.is_empty() {
-        forget(cache, payloads.iter().map(|p| p.parse::<i64>().ok()));
+    heartbeat_channel: &str,
+) -> diesel::QueryResult<Vec<u64>> {
+    let mut echoes = Vec::new();
+    let mut user_ids = Vec::new();
+    for notification in invalidations::received(conn)? {
+        if notification.channel == heartbeat_channel {
+            if let Ok(number) = notification.payload.parse() {
+                echoes.push(number);
+            }
+        } else {
+            user_ids.push(notification.payload.parse::<i64>().ok());
+        }
     }
-    Ok(())
+    if !user_ids.is_empty() {
+        forget(cache, user_ids.into_iter());
+    }
+    Ok(echoes)
 }
 
 fn poll_sqlite(cache: &Weak<SessionCache>, manager: &ConnectionManager) -> Stop {

@@ -16,9 +16,24 @@ use super::DbConnection;
 /// The NOTIFY channel the PostgreSQL triggers send on.
 pub const CHANNEL: &str = "tessera_sessions";
 
-/// A dedicated PostgreSQL connection that listens on [`CHANNEL`]. TCP keepalives and a user
-/// timeout make a silently dead server show up as an error within seconds rather than never.
-pub fn listen(url: &str, connect_timeout: Duration) -> Result<PgConnection, ConnectionError> {
+/// A dedicated PostgreSQL connection that listens on [`CHANNEL`] and on `heartbeat_channel` (its
+/// own, see [`heartbeat`]). TCP keepalives and a user timeout make a silently dead server show
+/// up as an error within seconds rather than never. Errors are scrubbed of the URL's password.
+pub fn listen(
+    url: &str,
+    connect_timeout: Duration,
+    heartbeat_channel: &str,
+) -> Result<PgConnection, ConnectionError> {
+    let secrets = crate::redact::secrets_of(url);
+    let scrub = |error: ConnectionError| match error {
+        ConnectionError::BadConnection(message) => {
+            ConnectionError::BadConnection(crate::redact::scrub(&message, &secrets))
+        }
+        ConnectionError::InvalidConnectionUrl(message) => {
+            ConnectionError::InvalidConnectionUrl(crate::redact::scrub(&message, &secrets))
+        }
+        other => other,
+    };
     let url = with_params(
         url,
         &[
@@ -34,23 +49,41 @@ pub fn listen(url: &str, connect_timeout: Duration) -> Result<PgConnection, Conn
             ("application_name", "tessera-session-sync".into()),
         ],
     );
-    let mut conn = PgConnection::establish(&url)?;
-    conn.batch_execute(&format!("LISTEN {CHANNEL}"))
+    let mut conn = PgConnection::establish(&url).map_err(scrub)?;
+    conn.batch_execute(&format!("LISTEN {CHANNEL}; LISTEN {heartbeat_channel}"))
         .map_err(ConnectionError::CouldntSetupConfiguration)?;
     Ok(conn)
 }
 
-/// The payloads (user ids, as text) of every notification received so far; does not wait. An
-/// error means the connection is gone.
-pub fn received(conn: &mut PgConnection) -> QueryResult<Vec<String>> {
+/// A notification received on the listening connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub channel: String,
+    pub payload: String,
+}
+
+/// Every notification received so far; does not wait. An error means the connection is gone.
+pub fn received(conn: &mut PgConnection) -> QueryResult<Vec<Received>> {
     conn.notifications_iter()
-        .map(|n| n.map(|n| n.payload))
+        .map(|n| {
+            n.map(|n| Received {
+                channel: n.channel,
+                payload: n.payload,
+            })
+        })
         .collect()
 }
 
-/// A round trip on the listening connection, to find out that it still works.
-pub fn ping(conn: &mut PgConnection) -> QueryResult<()> {
-    conn.batch_execute("SELECT 1")
+/// Sends `payload` on `channel` from the listening connection itself. The listener must hear it
+/// back: a round trip alone proves nothing, since behind a pooler in transaction mode (PgBouncer)
+/// queries still work while LISTEN silently does not. Notifications arrive in commit order, so
+/// once this one is back, every notification committed before it has been read.
+pub fn heartbeat(conn: &mut PgConnection, channel: &str, payload: &str) -> QueryResult<()> {
+    diesel::sql_query("SELECT pg_notify($1, $2)")
+        .bind::<diesel::sql_types::Text, _>(channel)
+        .bind::<diesel::sql_types::Text, _>(payload)
+        .execute(conn)
+        .map(|_| ())
 }
 
 /// SQLite: the newest sequence number in the log (0 when empty).

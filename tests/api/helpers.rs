@@ -558,7 +558,7 @@ pub fn settings_from(vars: &HashMap<String, String>) -> tessera::config::Setting
         .unwrap_or_else(|e| panic!("the test settings {vars:?} were refused: {e}"))
 }
 
-async fn spawn_app_on(db: TestDb, overrides: &[(&str, &str)]) -> TestApp {
+pub async fn spawn_app_on(db: TestDb, overrides: &[(&str, &str)]) -> TestApp {
     let mut vars = base_settings(&db.app_url());
     for (name, value) in overrides {
         vars.insert((*name).to_owned(), (*value).to_owned());

@@ -28,5 +28,6 @@ mod revocation;
 mod session_cache;
 mod sessions;
 mod storage;
+mod sync_channel;
 mod throttle;
 mod throttle_bursts;
