@@ -24,8 +24,10 @@ use crate::auth::client::ClientInfo;
 use crate::config::ThrottleSettings;
 use crate::db::login_failures::{self, FailureCount, Tally};
 use crate::db::register_attempts;
+use crate::db::{DbConnection, DbPool};
 use crate::error::ApiError;
 use crate::state::AppState;
+use diesel::QueryResult;
 
 /// A pending attempt older than this belongs to a process that died mid-check: it stops
 /// counting. No password check takes this long (the argon2 queue is bounded).
@@ -103,6 +105,49 @@ pub struct Attempt {
     _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
     /// Wakes this IP's waiting attempts when this one ends.
     gate: Option<Arc<Gate>>,
+    /// Removes the pending row if the attempt is dropped without an outcome (a database error
+    /// or a cancelled request in between), so it does not hold the IP's limit for
+    /// [`PENDING_SECONDS`].
+    leftover: Leftover,
+}
+
+/// Deletes one row by id.
+type DeleteRow = fn(&mut DbConnection, i64) -> QueryResult<usize>;
+
+/// A row to delete if its owner is dropped before it decides the row's fate.
+#[derive(Default)]
+struct Leftover(Option<(DbPool, i64, DeleteRow)>);
+
+impl std::fmt::Debug for Leftover {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Leftover")
+    }
+}
+
+impl Leftover {
+    fn new(state: &AppState, id: i64, delete: DeleteRow) -> Self {
+        Self(Some((state.pool().clone(), id, delete)))
+    }
+
+    /// The row's fate is decided: nothing to clean up.
+    fn settle(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Leftover {
+    fn drop(&mut self) {
+        let Some((pool, id, delete)) = self.0.take() else {
+            return;
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn_blocking(move || {
+                if let Ok(mut conn) = pool.get() {
+                    let _ = delete(&mut conn, id);
+                }
+            });
+        }
+    }
 }
 
 /// Striped locks over (username, IP) pairs: attempts for one pair take turns on this instance,
@@ -112,6 +157,9 @@ pub struct Attempt {
 pub struct PairLocks {
     pairs: Vec<Arc<tokio::sync::Mutex<()>>>,
     gates: Vec<Arc<Gate>>,
+    /// Registrations from one address are counted one at a time on this instance, so that of
+    /// two racing ones neither counts the other's row before knowing whether it stays.
+    registrations: Vec<Arc<tokio::sync::Mutex<()>>>,
 }
 
 /// Where the attempts of an IP (stripe) wait for its checks in flight to end.
@@ -132,6 +180,9 @@ impl PairLocks {
             gates: (0..Self::STRIPES)
                 .map(|_| Arc::new(Gate::default()))
                 .collect(),
+            registrations: (0..Self::STRIPES)
+                .map(|_| Arc::new(tokio::sync::Mutex::new(())))
+                .collect(),
         }
     }
 
@@ -143,6 +194,12 @@ impl PairLocks {
 
     async fn turn(&self, username_key: &str, ip: &str) -> tokio::sync::OwnedMutexGuard<()> {
         Arc::clone(&self.pairs[Self::stripe((username_key, ip))])
+            .lock_owned()
+            .await
+    }
+
+    async fn registration_turn(&self, ip_key: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        Arc::clone(&self.registrations[Self::stripe(ip_key)])
             .lock_owned()
             .await
     }
@@ -202,6 +259,7 @@ pub async fn begin_login(
             ip,
             _turn: None,
             gate: None,
+            leftover: Leftover::default(),
         });
     }
     let whole_ip = s.login_max_failures_per_ip > 0;
@@ -259,6 +317,7 @@ pub async fn begin_login(
                     ip,
                     _turn: Some(turn),
                     gate: Some(gate),
+                    leftover: Leftover::new(state, id, login_failures::delete),
                 })
             }
             Some(refused) => {
@@ -296,7 +355,8 @@ async fn wait_for_room(
 
 impl Attempt {
     /// The password was right: this attempt is no failure, and the pair's failures are forgiven.
-    pub async fn succeeded(self, state: &AppState) -> Result<(), ApiError> {
+    pub async fn succeeded(mut self, state: &AppState) -> Result<(), ApiError> {
+        self.leftover.settle();
         let Some(id) = self.id else {
             return Ok(());
         };
@@ -315,7 +375,8 @@ impl Attempt {
     /// The password was wrong: the pending row becomes a failure. Returns whether this failure
     /// locked the pair or the IP, so that the caller records one `login_throttled` event per
     /// lock (not one per refused request).
-    pub async fn failed(self, state: &AppState) -> Result<bool, ApiError> {
+    pub async fn failed(mut self, state: &AppState) -> Result<bool, ApiError> {
+        self.leftover.settle();
         let Some(id) = self.id else {
             return Ok(false);
         };
@@ -340,7 +401,8 @@ impl Attempt {
 
     /// The password was never checked (no place in the argon2 queue): the attempt is removed,
     /// counting for nothing.
-    pub async fn abandon(self, state: &AppState) {
+    pub async fn abandon(mut self, state: &AppState) {
+        self.leftover.settle();
         if let Some(id) = self.id {
             if let Err(error) = state.db(move |conn| login_failures::delete(conn, id)).await {
                 tracing::warn!(%error, "could not remove an abandoned login attempt");
@@ -361,7 +423,7 @@ impl Attempt {
 /// [`Registration::completed`] or [`Registration::abandoned`].
 #[derive(Debug)]
 #[must_use = "a registration must end as completed or abandoned"]
-pub struct Registration(Option<i64>);
+pub struct Registration(Option<i64>, Leftover);
 
 /// Counts a registration from `client` (its /64 for IPv6) before any hashing, pending ones
 /// included, and refuses with 429 when the address has registered `REGISTER_MAX_PER_IP` times
@@ -372,7 +434,7 @@ pub async fn begin_register(
 ) -> Result<Registration, ApiError> {
     let s = state.settings.throttle;
     if s.register_max_per_ip == 0 {
-        return Ok(Registration(None));
+        return Ok(Registration(None, Leftover::default()));
     }
     let key = client.throttle_key();
     let count = move |conn: &mut crate::db::DbConnection, exclude: Option<i64>| {
@@ -397,6 +459,10 @@ pub async fn begin_register(
         })
     };
     let pre = count.clone();
+    let _turn = state
+        .login_locks
+        .registration_turn(&client.throttle_key())
+        .await;
     let (counted, now) = state.db(move |conn| pre(conn, None)).await?;
     if let Some(refused) = refuse(counted, now) {
         return Err(refused);
@@ -415,12 +481,16 @@ pub async fn begin_register(
             .await?;
         return Err(refused);
     }
-    Ok(Registration(Some(id)))
+    Ok(Registration(
+        Some(id),
+        Leftover::new(state, id, register_attempts::delete),
+    ))
 }
 
 impl Registration {
     /// The account exists: the registration counts for the whole window.
-    pub async fn completed(self, state: &AppState) -> Result<(), ApiError> {
+    pub async fn completed(mut self, state: &AppState) -> Result<(), ApiError> {
+        self.1.settle();
         if let Some(id) = self.0 {
             state
                 .db(move |conn| register_attempts::complete(conn, id))
@@ -430,7 +500,8 @@ impl Registration {
     }
 
     /// No account was created (the name was taken, the hash failed): it does not count.
-    pub async fn abandoned(self, state: &AppState) {
+    pub async fn abandoned(mut self, state: &AppState) {
+        self.1.settle();
         if let Some(id) = self.0 {
             if let Err(error) = state
                 .db(move |conn| register_attempts::delete(conn, id))
