@@ -20,6 +20,7 @@ use tracing_actix_web::{RequestId, TracingLogger};
 use crate::auth::session::resend_renewed_cookie;
 use crate::config::{ConfigError, Settings};
 use crate::csrf::refuse_cross_site;
+use crate::db::breaker::Breaker;
 use crate::db::migrations;
 use crate::db::pool::{build_pool, StartupDbError};
 use crate::error::json_error_handler;
@@ -69,13 +70,16 @@ impl Application {
     /// Connects to the database, applies migrations, binds `BIND_ADDR` and prepares the server.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let pool_settings = settings.clone();
-        let pool = web::block(move || build_pool(&pool_settings, migrations::run_pending))
-            .await
-            .map_err(|e| StartupError::Io(io::Error::other(e.to_string())))?
-            .map_err(|source| StartupError::Database {
-                target: settings.database.redacted(),
-                source,
-            })?;
+        let breaker = Breaker::new(settings.database.clone());
+        let pool_breaker = breaker.clone();
+        let pool =
+            web::block(move || build_pool(&pool_settings, &pool_breaker, migrations::run_pending))
+                .await
+                .map_err(|e| StartupError::Io(io::Error::other(e.to_string())))?
+                .map_err(|source| StartupError::Database {
+                    target: settings.database.redacted(),
+                    source,
+                })?;
 
         let listener =
             TcpListener::bind(&settings.bind_addr).map_err(|source| StartupError::Bind {
@@ -84,10 +88,11 @@ impl Application {
             })?;
         let addr = listener.local_addr()?;
 
-        let state = web::Data::new(AppState::new(pool, &settings));
+        let state = web::Data::new(AppState::new(pool, breaker, &settings));
         crate::auth::sync::spawn(&state.session_cache, &settings)?;
         crate::purge::spawn_background(
             state.pool().clone(),
+            state.breaker.clone(),
             settings.clone(),
             state.metrics.clone(),
         );
