@@ -84,7 +84,7 @@ declare -A srv_pid srv_log
 server_env() { # DATABASE_URL PORT -> the env(1) assignments every bench server gets
     echo "PATH=$PATH" "HOME=${HOME:-/root}" "DATABASE_URL=$1" "BIND_ADDR=127.0.0.1:$2" \
         "WORKERS=$(nproc)" RUST_LOG=warn LOGIN_MAX_FAILURES=0 LOGIN_MAX_FAILURES_PER_IP=0 \
-        REGISTER_MAX_PER_IP=0 MAX_SESSIONS_PER_USER=0
+        REGISTER_MAX_PER_IP=0 MAX_SESSIONS_PER_USER=0 METRICS_BIND_ADDR=127.0.0.1:0
 }
 
 # start_server NAME PORT DATABASE_URL [VAR=VALUE ...]: starts it and waits for a 200 from /health

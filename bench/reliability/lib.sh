@@ -82,7 +82,7 @@ start_server() {
         exec env -i PATH="$PATH" HOME="${HOME:-/root}" \
             DATABASE_URL="$db" BIND_ADDR="127.0.0.1:$port" RUST_LOG="${SERVER_LOG_LEVEL:-warn}" \
             LOGIN_MAX_FAILURES=0 LOGIN_MAX_FAILURES_PER_IP=0 REGISTER_MAX_PER_IP=0 \
-            MAX_SESSIONS_PER_USER=0 "$@" \
+            MAX_SESSIONS_PER_USER=0 METRICS_BIND_ADDR=127.0.0.1:0 "$@" \
             "$TESSERA_BIN" >>"$work/$name.log" 2>&1
     ) &
     server_pid[$name]=$!
