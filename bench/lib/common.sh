@@ -78,7 +78,8 @@ db_sql() {
 # ---------------------------------------------------------------------------------------------
 # Servers: each tessera runs in $work (so no .env of the caller's directory is read) with a clean
 # environment: throttles and the per-user session limit off (one client IP hammers /login with
-# one user), WORKERS = cores, RUST_LOG=warn, plus any VAR=VALUE given.
+# one user), metrics on a free loopback port (not the fixed default 9464, which two servers
+# would share), WORKERS = cores, RUST_LOG=warn, plus any VAR=VALUE given.
 
 declare -A srv_pid srv_log
 server_env() { # DATABASE_URL PORT -> the env(1) assignments every bench server gets

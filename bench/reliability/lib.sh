@@ -69,8 +69,9 @@ command -v python3 >/dev/null || die "python3 not found (apt-get install -y pyth
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# start_server NAME PORT DATABASE_URL [VAR=value ...]: tessera with the throttles off, in a clean
-# environment, cwd $work (no .env), log in $work/NAME.log; waits up to 30 s for /health 200.
+# start_server NAME PORT DATABASE_URL [VAR=value ...]: tessera with the throttles off and metrics on a
+# free loopback port, in a clean environment, cwd $work (no .env), log in $work/NAME.log; waits up to
+# 30 s for /health 200.
 start_server() {
     local name=$1 port=$2 db=$3
     shift 3
