@@ -268,4 +268,30 @@ mod tests {
         assert!(!breaker.is_open());
         assert_eq!(breaker.trips(), 0);
     }
+
+    #[test]
+    fn a_failed_connect_trips_and_the_probe_closes_it_once_the_database_answers() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let breaker = Breaker::new(DatabaseTarget::Sqlite(dir.path().join("probe.db")));
+        breaker.observe_connect_error(&ConnectionError::BadConnection("connection refused".into()));
+        assert!(breaker.is_open());
+        breaker.trip(&"again");
+        assert_eq!(breaker.trips(), 1, "an open breaker does not trip again");
+        let started = Instant::now();
+        while breaker.is_open() {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "the probe did not close the breaker"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            started.elapsed() >= PROBE_EVERY / 2,
+            "{:?}",
+            started.elapsed()
+        );
+        breaker.observe_query_error(&unknown("server closed the connection unexpectedly"));
+        assert!(breaker.is_open());
+        assert_eq!(breaker.trips(), 2);
+    }
 }

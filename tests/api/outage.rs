@@ -48,6 +48,12 @@ async fn requests_fail_fast_during_an_outage_and_recover_by_themselves(backend: 
         "the first request of the outage took {took:?}"
     );
 
+    let metrics = app.metrics().await.expect(200).text;
+    assert!(
+        metrics.lines().any(|l| l == "tessera_db_circuit_open 1"),
+        "{metrics}"
+    );
+
     for round in 0..5 {
         let started = Instant::now();
         let answer = app.me_with(&token, &[]).await;
@@ -93,5 +99,10 @@ async fn requests_fail_fast_during_an_outage_and_recover_by_themselves(backend: 
     let recovered = back.elapsed();
     app.get("/health").await.expect(200);
     app.register("carol", PASSWORD).await.expect(201);
+    let metrics = app.metrics().await.expect(200).text;
+    assert!(
+        metrics.lines().any(|l| l == "tessera_db_circuit_open 0"),
+        "{metrics}"
+    );
     eprintln!("served again {recovered:?} after the database came back");
 }
