@@ -1,7 +1,8 @@
 //! A database outage (issue 10, item 12): once a connection attempt has failed, requests answer
 //! 503 with `Retry-After` at once instead of each waiting out `DB_CONNECT_TIMEOUT_SECONDS`, and
 //! the service serves again by itself soon after the database is back. The outage is a TCP proxy
-//! in front of PostgreSQL that the test takes down and brings back (see `crate::proxy`).
+//! in front of PostgreSQL that the test takes down and brings back (see `crate::proxy`). On SQLite
+//! a locked database must not count as an outage.
 
 use std::time::{Duration, Instant};
 
@@ -105,4 +106,30 @@ async fn requests_fail_fast_during_an_outage_and_recover_by_themselves(backend: 
         "{metrics}"
     );
     eprintln!("served again {recovered:?} after the database came back");
+}
+
+/// SQLite's "database is locked" is load, not an outage: the request that waited out
+/// `busy_timeout` gets its 503, and the breaker stays closed (reads go on being served).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_locked_sqlite_database_does_not_open_the_breaker() {
+    let app = spawn_app_with(Backend::Sqlite, &[("SESSION_CACHE_SIZE", "0")]).await;
+    let token = app.user_session("alice").await;
+
+    let mut writer = app.db();
+    writer.execute("BEGIN IMMEDIATE", &[]);
+    // Waits for the write lock for busy_timeout (5 s), then gives up.
+    let answer = app.register("bob", PASSWORD).await;
+    answer.problem(503);
+
+    let started = Instant::now();
+    let me = app.me_with(&token, &[]).await.expect(200);
+    assert_eq!(me.json()["username"], json!("alice"));
+    assert!(started.elapsed() < FAST, "{:?}", started.elapsed());
+    let metrics = app.metrics().await.expect(200).text;
+    assert!(
+        metrics.lines().any(|l| l == "tessera_db_circuit_open 0"),
+        "{metrics}"
+    );
+    writer.execute("ROLLBACK", &[]);
+    app.register("bob", PASSWORD).await.expect(201);
 }
