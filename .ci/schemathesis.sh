@@ -75,6 +75,7 @@ log "starting $binary on $base (database $(sed -E 's#(//[^:/@]*):[^@/]*@#\1:***@
         LOGIN_MAX_FAILURES_PER_IP=0 \
         REGISTER_MAX_PER_IP=0 \
         PURGE_INTERVAL_SECONDS=0 \
+        METRICS_BIND_ADDR=127.0.0.1:0 \
         RUST_LOG=warn \
         "$binary" >"$work_dir/server.log" 2>&1
 ) &

@@ -321,6 +321,8 @@ async function startTessera(setup, workDir) {
     HOME: process.env.HOME ?? workDir,
     DATABASE_URL: path.join(workDir, "tessera.db"),
     BIND_ADDR: `127.0.0.1:${API_PORT}`,
+    // Metrics on a free loopback port, not the fixed default (servers may overlap).
+    METRICS_BIND_ADDR: "127.0.0.1:0",
     // A password is always needed to end another session, so the SPA's prompt is exercised.
     FRESH_SESSION_SECONDS: "0",
     RUST_LOG: "info",

@@ -269,11 +269,18 @@ pub struct Settings {
     /// `LOG_FORMAT=json` for log shippers; otherwise human-readable text.
     pub log_json: bool,
     pub metrics_enabled: bool,
-    /// Serve `/metrics` on this address only, instead of on `BIND_ADDR`.
+    /// The address of the separate `/metrics` listener ([`DEFAULT_METRICS_BIND_ADDR`] unless set);
+    /// `None` (`METRICS_BIND_ADDR=public`): served on `BIND_ADDR` instead.
     pub metrics_bind_addr: Option<String>,
 }
 
 const MAX_SECONDS: i64 = 100 * 365 * 24 * 3600;
+
+/// Where `/metrics` is served by default: a listener of its own on loopback, off the public port
+/// (9464 is the port commonly used by Prometheus exporters of application metrics).
+pub const DEFAULT_METRICS_BIND_ADDR: &str = "127.0.0.1:9464";
+/// The `METRICS_BIND_ADDR` value that serves `/metrics` on `BIND_ADDR`, with the API.
+pub const METRICS_ON_PUBLIC_PORT: &str = "public";
 
 impl Settings {
     /// Reads the process environment, then `.env` (which never overrides a variable already set).
@@ -478,12 +485,16 @@ impl Settings {
             }
         };
         let metrics_enabled = vars.bool("METRICS_ENABLED", true)?;
-        let metrics_bind_addr = vars.get("METRICS_BIND_ADDR");
+        let metrics_bind_addr = match vars.get("METRICS_BIND_ADDR") {
+            None => Some(DEFAULT_METRICS_BIND_ADDR.to_owned()),
+            Some(value) if value.eq_ignore_ascii_case(METRICS_ON_PUBLIC_PORT) => None,
+            Some(addr) => Some(addr),
+        };
         if let Some(addr) = &metrics_bind_addr {
             if !matches!(addr.to_socket_addrs().map(|mut a| a.next()), Ok(Some(_))) {
                 return Err(ConfigError::new(
                     "METRICS_BIND_ADDR",
-                    format!("`{addr}` is not a host:port address"),
+                    format!("`{addr}` is not a host:port address (nor `{METRICS_ON_PUBLIC_PORT}`)"),
                 ));
             }
         }
@@ -630,7 +641,9 @@ impl Settings {
             ("METRICS_ENABLED", self.metrics_enabled.to_string()),
             (
                 "METRICS_BIND_ADDR",
-                self.metrics_bind_addr.clone().unwrap_or_default(),
+                self.metrics_bind_addr
+                    .clone()
+                    .unwrap_or_else(|| METRICS_ON_PUBLIC_PORT.to_owned()),
             ),
             (
                 "LOG_FORMAT",

@@ -144,7 +144,11 @@ pub fn problem(status: StatusCode, detail: &str) -> serde_json::Value {
 
 impl From<DbError> for ApiError {
     fn from(err: DbError) -> Self {
-        if is_unavailable(&err) {
+        if matches!(err, DbError::Down) {
+            // Logged once when the breaker opened, not once per refused request.
+            tracing::debug!(error = %err, "database unavailable");
+            Self::Unavailable
+        } else if is_unavailable(&err) {
             tracing::warn!(error = %err, "database unavailable");
             Self::Unavailable
         } else {
@@ -156,7 +160,7 @@ impl From<DbError> for ApiError {
 /// Whether the database is away (down, restarting, locked) rather than the query being wrong.
 fn is_unavailable(err: &DbError) -> bool {
     match err {
-        DbError::Pool(_) => true,
+        DbError::Pool(_) | DbError::Down => true,
         DbError::Blocking => false,
         DbError::Query(DieselError::DatabaseError(kind, info)) => match kind {
             DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand => true,

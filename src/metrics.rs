@@ -1,5 +1,5 @@
 //! Prometheus metrics: requests by route and status with latency, logins, sessions, the session
-//! cache, the pool and the argon2 queue. Counters are bumped where things happen; gauges are read at scrape time
+//! cache, the pool, the database circuit breaker and the argon2 queue. Counters are bumped where things happen; gauges are read at scrape time
 //! (the active-session count at most every few seconds, so scraping stays cheap).
 
 use std::sync::Mutex;
@@ -32,6 +32,7 @@ pub struct Metrics {
     cache_hits: IntCounter,
     cache_misses: IntCounter,
     cache_entries: IntGauge,
+    circuit_open: IntGauge,
     active_counted_at: Mutex<Option<Instant>>,
 }
 
@@ -99,6 +100,11 @@ impl Metrics {
         .expect("valid metric");
         let cache_entries = IntGauge::new("session_cache_entries", "Sessions held in memory")
             .expect("valid metric");
+        let circuit_open = IntGauge::new(
+            "db_circuit_open",
+            "1 while the database is unreachable and requests are answered 503 at once, else 0",
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
@@ -109,6 +115,7 @@ impl Metrics {
             Box::new(argon2_queue.clone()),
             Box::new(cache_lookups.clone()),
             Box::new(cache_entries.clone()),
+            Box::new(circuit_open.clone()),
         ] {
             registry
                 .register(collector)
@@ -132,6 +139,7 @@ impl Metrics {
             cache_hits: cache_lookups.with_label_values(&["hit"]),
             cache_misses: cache_lookups.with_label_values(&["miss"]),
             cache_entries,
+            circuit_open,
             active_counted_at: Mutex::new(None),
         }
     }
@@ -234,6 +242,7 @@ pub async fn render(state: web::Data<AppState>) -> HttpResponse {
         .set(i64::from(pool.idle_connections));
     m.argon2_queue.set(state.hasher.in_flight() as i64);
     m.cache_entries.set(state.session_cache.len() as i64);
+    m.circuit_open.set(i64::from(state.breaker.is_open()));
     if m.active_sessions_stale() {
         match state
             .db(|conn| crate::db::sessions::count_active(conn, crate::db::now()))

@@ -184,6 +184,8 @@ error_responses! {
         sessions::revoke_others,
         sessions::revoke_one,
         health::check,
+        health::live,
+        health::ready,
         docs::openapi_json,
     ),
     components(
@@ -302,8 +304,15 @@ mod tests {
             let doc = document(&settings(vars));
             doc.paths.paths.contains_key("/metrics")
         };
-        assert!(has_metrics(&[("METRICS_ENABLED", "true")]));
-        assert!(!has_metrics(&[("METRICS_ENABLED", "false")]));
+        // By default on a loopback listener of their own, not on the public port.
+        assert!(!has_metrics(&[]));
+        assert!(!has_metrics(&[("METRICS_ENABLED", "true")]));
+        assert!(has_metrics(&[("METRICS_BIND_ADDR", "public")]));
+        assert!(has_metrics(&[("METRICS_BIND_ADDR", "PUBLIC")]));
+        assert!(!has_metrics(&[
+            ("METRICS_ENABLED", "false"),
+            ("METRICS_BIND_ADDR", "public")
+        ]));
         assert!(!has_metrics(&[
             ("METRICS_ENABLED", "true"),
             ("METRICS_BIND_ADDR", "127.0.0.1:9100")

@@ -9,6 +9,7 @@ use chrono::{Duration, NaiveDateTime};
 use diesel::QueryResult;
 
 use crate::config::Settings;
+use crate::db::breaker::Breaker;
 use crate::db::pool::StartupDbError;
 use crate::db::sessions::Ended;
 use crate::db::{
@@ -137,9 +138,11 @@ fn in_batches(batch: i64, mut step: impl FnMut() -> QueryResult<usize>) -> Query
     }
 }
 
-/// The background purge of `tessera serve`: every `PURGE_INTERVAL_SECONDS`, on a blocking thread.
+/// The background purge of `tessera serve`: every `PURGE_INTERVAL_SECONDS`, on a blocking thread;
+/// skipped while the database is unreachable (the circuit breaker is open).
 pub fn spawn_background(
     pool: DbPool,
+    breaker: Breaker,
     settings: Settings,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
 ) {
@@ -151,10 +154,20 @@ pub fn spawn_background(
         let mut ticker = tokio::time::interval(StdDuration::from_secs(every));
         loop {
             ticker.tick().await;
-            let (pool, settings) = (pool.clone(), settings.clone());
+            if breaker.is_open() {
+                tracing::info!("purge skipped: the database is unreachable");
+                continue;
+            }
+            let (pool, breaker, settings) = (pool.clone(), breaker.clone(), settings.clone());
             let outcome = tokio::task::spawn_blocking(move || {
-                let mut conn = pool.get().map_err(|e| e.to_string())?;
-                purge(&mut conn, &settings).map_err(|e| e.to_string())
+                let timeout = settings.db_connect_timeout;
+                let mut conn = breaker
+                    .checkout(&pool, timeout)
+                    .map_err(|e| e.to_string())?;
+                purge(&mut conn, &settings).map_err(|error| {
+                    breaker.observe_query_error(&error);
+                    error.to_string()
+                })
             })
             .await;
             match outcome {

@@ -20,6 +20,7 @@ use tracing_actix_web::{RequestId, TracingLogger};
 use crate::auth::session::resend_renewed_cookie;
 use crate::config::{ConfigError, Settings};
 use crate::csrf::refuse_cross_site;
+use crate::db::breaker::Breaker;
 use crate::db::migrations;
 use crate::db::pool::{build_pool, StartupDbError};
 use crate::error::json_error_handler;
@@ -37,8 +38,13 @@ pub enum StartupError {
         target: String,
         source: StartupDbError,
     },
-    #[error("cannot listen on BIND_ADDR {addr}: {source}")]
-    Bind { addr: String, source: io::Error },
+    /// `var` is `BIND_ADDR` or `METRICS_BIND_ADDR`.
+    #[error("cannot listen on {var} {addr}: {source}")]
+    Bind {
+        var: &'static str,
+        addr: String,
+        source: io::Error,
+    },
     #[error("server error: {0}")]
     Io(#[from] io::Error),
     /// A command named something that does not exist (a user, say).
@@ -62,7 +68,7 @@ impl StartupError {
 pub struct Application {
     port: u16,
     server: Server,
-    /// `/metrics` on `METRICS_BIND_ADDR`, when that is set.
+    /// `/metrics` on `METRICS_BIND_ADDR`, unless that is `public` or metrics are off.
     metrics_server: Option<(Server, u16)>,
 }
 
@@ -70,25 +76,30 @@ impl Application {
     /// Connects to the database, applies migrations, binds `BIND_ADDR` and prepares the server.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let pool_settings = settings.clone();
-        let pool = web::block(move || build_pool(&pool_settings, migrations::run_pending))
-            .await
-            .map_err(|e| StartupError::Io(io::Error::other(e.to_string())))?
-            .map_err(|source| StartupError::Database {
-                target: settings.database.redacted(),
-                source,
-            })?;
+        let breaker = Breaker::new(settings.database.clone());
+        let pool_breaker = breaker.clone();
+        let pool =
+            web::block(move || build_pool(&pool_settings, &pool_breaker, migrations::run_pending))
+                .await
+                .map_err(|e| StartupError::Io(io::Error::other(e.to_string())))?
+                .map_err(|source| StartupError::Database {
+                    target: settings.database.redacted(),
+                    source,
+                })?;
 
         let listener =
             TcpListener::bind(&settings.bind_addr).map_err(|source| StartupError::Bind {
+                var: "BIND_ADDR",
                 addr: settings.bind_addr.clone(),
                 source,
             })?;
         let addr = listener.local_addr()?;
 
-        let state = web::Data::new(AppState::new(pool, &settings));
+        let state = web::Data::new(AppState::new(pool, breaker, &settings));
         crate::auth::sync::spawn(&state.session_cache, &settings)?;
         crate::purge::spawn_background(
             state.pool().clone(),
+            state.breaker.clone(),
             settings.clone(),
             state.metrics.clone(),
         );
@@ -130,7 +141,7 @@ impl Application {
         })
     }
 
-    /// The port of the separate `/metrics` listener, when `METRICS_BIND_ADDR` is set.
+    /// The port of the separate `/metrics` listener, when there is one.
     pub fn metrics_port(&self) -> Option<u16> {
         self.metrics_server.as_ref().map(|(_, port)| *port)
     }
@@ -140,10 +151,19 @@ impl Application {
     }
 
     /// Serves until the process is told to stop (SIGINT/SIGTERM), finishing in-flight requests.
+    /// Only the main server handles the signals (actix stops the whole process once a server that
+    /// got one has stopped, so an idle metrics listener would cut the API's in-flight requests
+    /// short); the metrics listener stops when the main server has.
     pub async fn run_until_stopped(self) -> io::Result<()> {
         match self.metrics_server {
             Some((metrics, _)) => {
-                let (main, metrics) = futures_util::future::join(self.server, metrics).await;
+                let metrics_handle = metrics.handle();
+                let main = async move {
+                    let result = self.server.await;
+                    metrics_handle.stop(true).await;
+                    result
+                };
+                let (main, metrics) = futures_util::future::join(main, metrics).await;
                 main.and(metrics)
             }
             None => self.server.await,
@@ -154,6 +174,7 @@ impl Application {
 /// `/metrics` alone on its own address, so it can stay off the public port.
 fn metrics_server(addr: &str, state: web::Data<AppState>) -> Result<(Server, u16), StartupError> {
     let listener = TcpListener::bind(addr).map_err(|source| StartupError::Bind {
+        var: "METRICS_BIND_ADDR",
         addr: addr.to_owned(),
         source,
     })?;
@@ -165,6 +186,7 @@ fn metrics_server(addr: &str, state: web::Data<AppState>) -> Result<(Server, u16
             .default_service(web::to(routes::not_found))
     })
     .workers(1)
+    .disable_signals()
     .listen(listener)?
     .run();
     Ok((server, port))

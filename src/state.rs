@@ -10,11 +10,15 @@ use crate::auth::cache::SessionCache;
 use crate::auth::cookie::SessionCookies;
 use crate::auth::password::PasswordHasher;
 use crate::config::{FingerprintMode, SessionSettings, Settings};
+use crate::db::breaker::Breaker;
 use crate::db::events::{self, NewEvent};
 use crate::db::{DbConnection, DbError, DbPool};
 
 pub struct AppState {
     pool: DbPool,
+    /// Open while the database is unreachable: [`AppState::db`] answers at once instead of
+    /// waiting for a connection (see [`crate::db::breaker`]).
+    pub breaker: Breaker,
     pub settings: Settings,
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     pub login_locks: crate::throttle::PairLocks,
@@ -28,9 +32,10 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(pool: DbPool, settings: &Settings) -> Self {
+    pub fn new(pool: DbPool, breaker: Breaker, settings: &Settings) -> Self {
         Self {
             pool,
+            breaker,
             settings: settings.clone(),
             metrics: std::sync::Arc::new(crate::metrics::Metrics::new()),
             login_locks: crate::throttle::PairLocks::new(),
@@ -75,16 +80,25 @@ impl AppState {
         }
     }
 
-    /// Runs `query` with a pooled connection on actix's blocking thread pool.
+    /// Runs `query` with a pooled connection on actix's blocking thread pool; [`DbError::Down`]
+    /// at once while the circuit breaker is open.
     pub async fn db<T, F>(&self, query: F) -> Result<T, DbError>
     where
         F: FnOnce(&mut DbConnection) -> QueryResult<T> + Send + 'static,
         T: Send + 'static,
     {
+        if self.breaker.is_open() {
+            return Err(DbError::Down);
+        }
         let pool = self.pool.clone();
+        let breaker = self.breaker.clone();
+        let timeout = self.settings.db_connect_timeout;
         web::block(move || {
-            let mut conn = pool.get()?;
-            query(&mut conn).map_err(DbError::Query)
+            let mut conn = breaker.checkout(&pool, timeout)?;
+            query(&mut conn).map_err(|error| {
+                breaker.observe_query_error(&error);
+                DbError::Query(error)
+            })
         })
         .await
         .map_err(|_| DbError::Blocking)?

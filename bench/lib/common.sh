@@ -78,13 +78,14 @@ db_sql() {
 # ---------------------------------------------------------------------------------------------
 # Servers: each tessera runs in $work (so no .env of the caller's directory is read) with a clean
 # environment: throttles and the per-user session limit off (one client IP hammers /login with
-# one user), WORKERS = cores, RUST_LOG=warn, plus any VAR=VALUE given.
+# one user), metrics on a free loopback port (not the fixed default 9464, which two servers
+# would share), WORKERS = cores, RUST_LOG=warn, plus any VAR=VALUE given.
 
 declare -A srv_pid srv_log
 server_env() { # DATABASE_URL PORT -> the env(1) assignments every bench server gets
     echo "PATH=$PATH" "HOME=${HOME:-/root}" "DATABASE_URL=$1" "BIND_ADDR=127.0.0.1:$2" \
         "WORKERS=$(nproc)" RUST_LOG=warn LOGIN_MAX_FAILURES=0 LOGIN_MAX_FAILURES_PER_IP=0 \
-        REGISTER_MAX_PER_IP=0 MAX_SESSIONS_PER_USER=0
+        REGISTER_MAX_PER_IP=0 MAX_SESSIONS_PER_USER=0 METRICS_BIND_ADDR=127.0.0.1:0
 }
 
 # start_server NAME PORT DATABASE_URL [VAR=VALUE ...]: starts it and waits for a 200 from /health

@@ -69,8 +69,9 @@ command -v python3 >/dev/null || die "python3 not found (apt-get install -y pyth
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# start_server NAME PORT DATABASE_URL [VAR=value ...]: tessera with the throttles off, in a clean
-# environment, cwd $work (no .env), log in $work/NAME.log; waits up to 30 s for /health 200.
+# start_server NAME PORT DATABASE_URL [VAR=value ...]: tessera with the throttles off and metrics on a
+# free loopback port, in a clean environment, cwd $work (no .env), log in $work/NAME.log; waits up to
+# 30 s for /health 200.
 start_server() {
     local name=$1 port=$2 db=$3
     shift 3
@@ -82,7 +83,7 @@ start_server() {
         exec env -i PATH="$PATH" HOME="${HOME:-/root}" \
             DATABASE_URL="$db" BIND_ADDR="127.0.0.1:$port" RUST_LOG="${SERVER_LOG_LEVEL:-warn}" \
             LOGIN_MAX_FAILURES=0 LOGIN_MAX_FAILURES_PER_IP=0 REGISTER_MAX_PER_IP=0 \
-            MAX_SESSIONS_PER_USER=0 "$@" \
+            MAX_SESSIONS_PER_USER=0 METRICS_BIND_ADDR=127.0.0.1:0 "$@" \
             "$TESSERA_BIN" >>"$work/$name.log" 2>&1
     ) &
     server_pid[$name]=$!

@@ -8,10 +8,15 @@
 #     (DB_CONNECT_TIMEOUT_SECONDS=POOL_TIMEOUT) plus LATENCY_MARGIN seconds (5: a password change
 #     waits for the database up to twice and queues for argon2 twice, so it may legitimately take
 #     two pool timeouts plus its hashing);
+#   - fail fast: the p99 latency of the load's 503 answers is at most P99_503_MS (50) ms, and no
+#     request that hashes no password (all but login, registration and password change) took
+#     longer than the pool timeout: once a connection cannot be opened, tessera answers 503 at
+#     once instead of making each request wait for the pool;
 #   - no answer contradicts what the client knows (a live session refused, an ended one accepted);
 #   - the outage was real (the load got 503s, /health said 503 during it) and the load recovered
 #     (no 503 in the last 5 s);
-#   - /health answers 200 within HEALTH_WITHIN seconds of PostgreSQL accepting connections again;
+#   - /health answers 200 within HEALTH_WITHIN (1) seconds of PostgreSQL accepting connections
+#     again (the recovery time, printed);
 #   - every session opened before the outage still gets 200 on /users/me afterwards.
 # PostgreSQL is started again by the exit trap whatever happens, and the database dropped.
 #
@@ -21,7 +26,8 @@
 # Knobs: PG_ADMIN_URL (postgres://postgres@127.0.0.1:5432/postgres), PG_VERSION (newest in
 # /etc/postgresql), PG_CLUSTER (main): the cluster that is stopped must be the one PG_ADMIN_URL
 # reaches. OUTAGE (10), BEFORE (5) and AFTER (15) seconds of load around it, CONNECTIONS (16),
-# PRE_USERS (40, 2 sessions each), POOL_TIMEOUT (2), LATENCY_MARGIN (5), HEALTH_WITHIN (5),
+# PRE_USERS (40, 2 sessions each), POOL_TIMEOUT (2), LATENCY_MARGIN (5), HEALTH_WITHIN (1),
+# P99_503_MS (50),
 # WEIGHTS (loadgen --weights), PORT (18301), TESSERA_BIN, LOADGEN, KEEP_WORK=1.
 set -euo pipefail
 # shellcheck source=bench/reliability/lib.sh
@@ -37,7 +43,8 @@ CONNECTIONS=${CONNECTIONS:-16}
 PRE_USERS=${PRE_USERS:-40}
 POOL_TIMEOUT=${POOL_TIMEOUT:-2}
 LATENCY_MARGIN=${LATENCY_MARGIN:-5}
-HEALTH_WITHIN=${HEALTH_WITHIN:-5}
+HEALTH_WITHIN=${HEALTH_WITHIN:-1}
+P99_503_MS=${P99_503_MS:-50}
 PORT=${PORT:-18301}
 WEIGHTS=${WEIGHTS:-me=20,sessions=2,login=3,logout=2,revoke_one=2,revoke_others=1,logout_all=1,password=1,probe=1}
 
@@ -168,6 +175,34 @@ for r in json.load(open(sys.argv[1])).get("timeline", []):
           f"max={r['max_ms']} ms")
 EOF
 check_json "$work/mixed.json"
+# Fail fast: how quickly the 503s came, and the slowest request that waited only for the database.
+if python3 - "$work/mixed.json" "$P99_503_MS" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+l = d["latency_503_ms"]
+print(f"  503 answers: {l['count']}, latency p50 {l['p50']} ms, p99 {l['p99']} ms, max {l['max']} ms")
+sys.exit(0 if l["count"] > 0 and l["p99"] is not None and l["p99"] <= float(sys.argv[2]) else 1)
+EOF
+then
+    pass "p99 of the 503 answers during the outage <= ${P99_503_MS} ms"
+else
+    fail "p99 of the 503 answers during the outage above ${P99_503_MS} ms (or no 503 at all)"
+fi
+if python3 - "$work/mixed.json" "$POOL_TIMEOUT" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+hashing = {"POST /login", "POST /register", "PUT /users/me/password"}
+others = {k: e["max_ms"] for k, e in d["endpoints"].items() if k not in hashing and e["max_ms"] is not None}
+worst = max(others.items(), key=lambda kv: kv[1]) if others else ("-", 0)
+print(f"  slowest request of all: {d['latency_ms']['max']} ms; slowest that hashes no password: "
+      f"{worst[1]} ms ({worst[0]})")
+sys.exit(0 if worst[1] <= float(sys.argv[2]) * 1000 else 1)
+EOF
+then
+    pass "no request that hashes no password took longer than the pool timeout (${POOL_TIMEOUT} s)"
+else
+    fail "a request that hashes no password took longer than the pool timeout (${POOL_TIMEOUT} s)"
+fi
 if python3 - "$work/mixed.json" <<'EOF'
 import json, sys
 d = json.load(open(sys.argv[1]))

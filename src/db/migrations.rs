@@ -1,6 +1,10 @@
 //! The schema migrations of both backends, embedded in the binary and applied at start-up.
 
+use diesel::backend::Backend;
 use diesel::connection::SimpleConnection;
+use diesel::migration::MigrationSource;
+use diesel::sql_types::Text;
+use diesel::{QueryResult, QueryableByName, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use super::connection::DbConnection;
@@ -50,4 +54,47 @@ pub fn connect_migrated(
     .map_err(StartupDbError::Connect)?;
     run_pending(&mut conn)?;
     Ok(conn)
+}
+
+/// The versions of the embedded migrations of the connection's backend that the database has not
+/// recorded as applied (oldest first); empty when the schema is up to date. Only reads
+/// `__diesel_schema_migrations` (an error when the table does not exist).
+pub fn pending(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
+    let query = diesel::sql_query("SELECT version FROM __diesel_schema_migrations");
+    let (expected, applied) = match conn {
+        DbConnection::Postgres(pg) => (
+            versions::<diesel::pg::Pg>(&POSTGRES),
+            query.load::<Applied>(pg)?,
+        ),
+        DbConnection::Sqlite(sqlite) => (
+            versions::<diesel::sqlite::Sqlite>(&SQLITE),
+            query.load::<Applied>(sqlite)?,
+        ),
+    };
+    Ok(expected
+        .into_iter()
+        .filter(|version| !applied.iter().any(|row| &row.version == version))
+        .collect())
+}
+
+#[derive(QueryableByName)]
+struct Applied {
+    #[diesel(sql_type = Text)]
+    version: String,
+}
+
+/// The versions of the embedded migrations, oldest first.
+fn versions<DB: Backend>(source: &EmbeddedMigrations) -> Vec<String>
+where
+    EmbeddedMigrations: MigrationSource<DB>,
+{
+    let mut versions: Vec<String> = MigrationSource::<DB>::migrations(source)
+        .map(|all| {
+            all.iter()
+                .map(|migration| migration.name().version().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    versions.sort();
+    versions
 }

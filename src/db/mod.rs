@@ -1,6 +1,7 @@
 //! Persistence: one connection type over PostgreSQL and SQLite, the pool, embedded migrations and
 //! the queries. Nothing here knows about HTTP; functions return diesel results.
 
+pub mod breaker;
 pub mod connection;
 pub mod events;
 pub mod invalidations;

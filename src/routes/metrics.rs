@@ -1,4 +1,5 @@
-//! `/metrics` on the public port: the Prometheus exposition of `crate::metrics`, documented here.
+//! `/metrics`: the Prometheus exposition of `crate::metrics`, documented here; served on its own
+//! loopback listener by default, on the public port only with `METRICS_BIND_ADDR=public`.
 
 use actix_web::{web, HttpResponse};
 
@@ -10,9 +11,10 @@ use crate::state::AppState;
     operation_id = "metrics",
     tag = "meta",
     summary = "Prometheus metrics",
-    description = "Counters, histograms and gauges in the Prometheus text format. Served here when \
-        `METRICS_ENABLED` is on and `METRICS_BIND_ADDR` is unset (this path is then in the document); \
-        with `METRICS_BIND_ADDR` it is served on that address instead.",
+    description = "Counters, histograms and gauges in the Prometheus text format. Served on this \
+        port only when `METRICS_ENABLED` is on and `METRICS_BIND_ADDR=public` (this path is then in \
+        the document); otherwise on the separate `METRICS_BIND_ADDR` listener (by default \
+        `127.0.0.1:9464`), and this port answers 404.",
     responses(
         (status = 200, description = "The Prometheus text exposition format 0.0.4.",
             content_type = "text/plain; version=0.0.4; charset=utf-8", body = String),

@@ -105,6 +105,16 @@ pub static ROUTES: &[Endpoint] = &[
     },
     Endpoint {
         method: Method::GET,
+        path: "/health/live",
+        route: || web::to(health::live),
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/health/ready",
+        route: || web::to(health::ready),
+    },
+    Endpoint {
+        method: Method::GET,
         path: "/openapi.json",
         route: || web::to(docs::openapi_json),
     },
@@ -117,8 +127,8 @@ pub static METRICS_ROUTE: Endpoint = Endpoint {
     route: || web::to(metrics::metrics),
 };
 
-/// Whether the public port serves [`METRICS_ROUTE`]: metrics on, and no `METRICS_BIND_ADDR` of
-/// their own.
+/// Whether the public port serves [`METRICS_ROUTE`]: metrics on, and `METRICS_BIND_ADDR=public`
+/// (by default they have a loopback listener of their own).
 pub fn serves_metrics(settings: &Settings) -> bool {
     settings.metrics_enabled && settings.metrics_bind_addr.is_none()
 }

@@ -475,6 +475,8 @@ pub struct TestApp {
     pub cookie_name: String,
     /// The configuration the server was given.
     pub vars: HashMap<String, String>,
+    /// `http://127.0.0.1:<port>` of the separate `/metrics` listener, when there is one.
+    pub metrics_address: Option<String>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     // Dropped after the server task is aborted (field order matters).
     pub db: TestDb,
@@ -494,6 +496,8 @@ pub fn base_settings(database_url: &str) -> HashMap<String, String> {
         ("DB_POOL_SIZE", "4"),
         ("ARGON2_MAX_CONCURRENCY", "2"),
         ("COOKIE_SECURE", "true"),
+        // Many servers run at once: each metrics listener on a port of its own.
+        ("METRICS_BIND_ADDR", "127.0.0.1:0"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -572,6 +576,9 @@ pub async fn spawn_app_on(db: TestDb, overrides: &[(&str, &str)]) -> TestApp {
         .await
         .unwrap_or_else(|e| panic!("the application did not start: {e}"));
     let port = app.port();
+    let metrics_address = app
+        .metrics_port()
+        .map(|port| format!("http://127.0.0.1:{port}"));
     let server = tokio::spawn(app.run_until_stopped());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
@@ -579,6 +586,7 @@ pub async fn spawn_app_on(db: TestDb, overrides: &[(&str, &str)]) -> TestApp {
         raw: http_client(false),
         cookie_name,
         vars,
+        metrics_address,
         server,
         db,
     }
@@ -970,6 +978,21 @@ impl TestApp {
             request = request.header(CONTENT_TYPE, content_type);
         }
         Answer::read(request.send().await.expect("request failed")).await
+    }
+
+    /// GET /metrics on the separate metrics listener (panics when there is none).
+    pub async fn metrics(&self) -> Answer {
+        let base = self
+            .metrics_address
+            .as_ref()
+            .expect("this server has no separate metrics listener");
+        let response = self
+            .raw
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .expect("request failed");
+        Answer::read(response).await
     }
 
     pub async fn get(&self, path: &str) -> Answer {

@@ -34,6 +34,8 @@ fn command(dir: &Path, vars: &[(&str, &str)]) -> Command {
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("DATABASE_URL", dir.join("tessera.db"))
         .env("ARGON2_MAX_CONCURRENCY", "1")
+        // Many servers at once: not the default fixed metrics port.
+        .env("METRICS_BIND_ADDR", "127.0.0.1:0")
         .current_dir(dir);
     for (k, v) in vars {
         cmd.env(k, v);
@@ -308,7 +310,7 @@ fn level_of(line: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_count_logins_and_sessions_in_prometheus_format() {
-    let server = Process::start(&[]).await;
+    let server = Process::start(&[("METRICS_BIND_ADDR", "public")]).await;
     let client = http_client(false);
     register(&client, &server.base, "alice").await;
     assert_eq!(login(&client, &server.base, "alice").await.status(), 200);

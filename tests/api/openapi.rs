@@ -176,6 +176,7 @@ async fn every_operation_documents_its_errors(backend: Backend) {
         "#/components/schemas/Problem",
         "#/components/schemas/ValidationProblem",
         "#/components/schemas/Unhealthy",
+        "#/components/schemas/NotReady",
     ];
     for (method, path) in operations(&doc) {
         let operation = &doc["paths"][&path][method.to_lowercase()];
@@ -354,19 +355,28 @@ async fn nul_bytes_are_not_server_errors(backend: Backend) {
 /// `/metrics` is registered outside `routes::configure` (only where the public port serves it):
 /// the document lists it exactly when it answers.
 async fn metrics_are_documented_exactly_when_served(backend: Backend) {
-    for (enabled, served) in [("true", true), ("false", false)] {
-        let app = spawn_app_with(backend, &[("METRICS_ENABLED", enabled)]).await;
+    for (enabled, bind, served) in [
+        ("true", "public", true),
+        ("false", "public", false),
+        ("true", "127.0.0.1:0", false),
+    ] {
+        let app = spawn_app_with(
+            backend,
+            &[("METRICS_ENABLED", enabled), ("METRICS_BIND_ADDR", bind)],
+        )
+        .await;
         let doc = fetch_document(&app).await;
         let documented = doc["paths"].get("/metrics").is_some();
         let status = app.get("/metrics").await.status.as_u16();
         assert_eq!(
             status != 404,
             served,
-            "METRICS_ENABLED={enabled}: GET /metrics answered {status}"
+            "METRICS_ENABLED={enabled} METRICS_BIND_ADDR={bind}: GET /metrics answered {status}"
         );
         assert_eq!(
             documented, served,
-            "METRICS_ENABLED={enabled}: /metrics documented: {documented}, served: {served}"
+            "METRICS_ENABLED={enabled} METRICS_BIND_ADDR={bind}: /metrics documented: {documented}, \
+             served: {served}"
         );
     }
 }

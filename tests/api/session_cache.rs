@@ -19,7 +19,7 @@ postgres_tests!(losing_the_listener_turns_the_cache_off_until_it_is_back);
 
 /// `tessera_session_cache_lookups_total{result="hit"}` as the server reports it.
 async fn cache_hits(app: &TestApp) -> u64 {
-    let metrics = app.get("/metrics").await.expect(200).text;
+    let metrics = app.metrics().await.expect(200).text;
     metrics
         .lines()
         .find(|l| l.starts_with("tessera_session_cache_lookups_total{result=\"hit\"}"))

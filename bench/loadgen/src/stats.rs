@@ -60,6 +60,9 @@ pub struct Stats {
     /// Samples taken so far per (endpoint, kind): a 5xx status or one of the `KIND_` values.
     sampled: BTreeMap<(&'static str, u16), u64>,
     timeline: Option<Vec<Bucket>>,
+    /// The latency of every 503 answer, all endpoints together (how fast the service refuses
+    /// while its database is away).
+    unavailable_us: Vec<u32>,
 }
 
 impl Stats {
@@ -71,6 +74,7 @@ impl Stats {
             samples: Vec::new(),
             sampled: BTreeMap::new(),
             timeline: timeline.then(Vec::new),
+            unavailable_us: Vec::new(),
         }
     }
 
@@ -109,6 +113,9 @@ impl Stats {
         match outcome {
             Outcome::Response { status, body, .. } => {
                 ep.latencies_us.push(us);
+                if *status == 503 {
+                    self.unavailable_us.push(us);
+                }
                 *ep.status.entry(*status).or_default() += 1;
                 if contains(body, LOCKED) {
                     ep.locked += 1;
@@ -172,6 +179,7 @@ impl Stats {
             ours.missing_detail += theirs.missing_detail;
         }
         self.unexpected += other.unexpected;
+        self.unavailable_us.extend(other.unavailable_us);
         for (key, line) in other.samples {
             self.keep(key, line);
         }
@@ -263,6 +271,17 @@ impl Stats {
                 "p50": ms(percentile(&all, 0.50)),
                 "p99": ms(percentile(&all, 0.99)),
                 "max": ms(all.last().copied()),
+            }),
+        );
+        self.unavailable_us.sort_unstable();
+        let unavailable = &self.unavailable_us;
+        out.insert(
+            "latency_503_ms".into(),
+            json!({
+                "count": unavailable.len(),
+                "p50": ms(percentile(unavailable, 0.50)),
+                "p99": ms(percentile(unavailable, 0.99)),
+                "max": ms(unavailable.last().copied()),
             }),
         );
         out.insert("endpoints".into(), Value::Object(endpoints));
