@@ -22,6 +22,7 @@ use tokio::sync::Notify;
 
 use crate::auth::client::ClientInfo;
 use crate::config::ThrottleSettings;
+use crate::db::breaker::Breaker;
 use crate::db::login_failures::{self, FailureCount, Tally};
 use crate::db::register_attempts;
 use crate::db::{DbConnection, DbPool};
@@ -116,7 +117,7 @@ type DeleteRow = fn(&mut DbConnection, i64) -> QueryResult<usize>;
 
 /// A row to delete if its owner is dropped before it decides the row's fate.
 #[derive(Default)]
-struct Leftover(Option<(DbPool, i64, DeleteRow)>);
+struct Leftover(Option<(DbPool, Breaker, i64, DeleteRow)>);
 
 impl std::fmt::Debug for Leftover {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -126,7 +127,12 @@ impl std::fmt::Debug for Leftover {
 
 impl Leftover {
     fn new(state: &AppState, id: i64, delete: DeleteRow) -> Self {
-        Self(Some((state.pool().clone(), id, delete)))
+        Self(Some((
+            state.pool().clone(),
+            state.breaker.clone(),
+            id,
+            delete,
+        )))
     }
 
     /// The row's fate is decided: nothing to clean up.
@@ -137,9 +143,13 @@ impl Leftover {
 
 impl Drop for Leftover {
     fn drop(&mut self) {
-        let Some((pool, id, delete)) = self.0.take() else {
+        let Some((pool, breaker, id, delete)) = self.0.take() else {
             return;
         };
+        // With the database down the row cannot be removed; it stops counting by itself.
+        if breaker.is_open() {
+            return;
+        }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn_blocking(move || {
                 if let Ok(mut conn) = pool.get() {
