@@ -4,6 +4,7 @@
 //! User-Agent), `ClientInfo::throttle_key` and `client_fingerprint` run on every login and every
 //! authenticated request, on headers the client writes. Checks:
 //!
+//! - addresses are canonical: an IPv4-mapped IPv6 peer or entry (`::ffff:a.b.c.d`) is `a.b.c.d`;
 //! - a peer that is not a trusted proxy is the client, whatever the headers say;
 //! - the client IP is the peer or one of the `X-Forwarded-For` entries, and never one written to
 //!   the left of an entry that is not a trusted proxy's address (that part is the client's own
@@ -62,9 +63,14 @@ fn forwarded_value(header: &Result<Vec<Hop<'_>>, &[u8]>) -> Vec<u8> {
     }
 }
 
-/// An `X-Forwarded-For` entry: an address, or `None` when it is not one.
+/// An `X-Forwarded-For` entry: an address (IPv4-mapped IPv6 as IPv4), or `None` when it is not one.
 fn entry(bytes: &[u8]) -> Option<IpAddr> {
-    std::str::from_utf8(bytes).ok()?.trim().parse().ok()
+    std::str::from_utf8(bytes)
+        .ok()?
+        .trim()
+        .parse::<IpAddr>()
+        .ok()
+        .map(|ip| ip.to_canonical())
 }
 
 fn sha256_hex(parts: &[&[u8]]) -> String {
@@ -87,7 +93,14 @@ fuzz_target!(|input: Input<'_>| {
             trusted.push(net.trunc());
         }
     }
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    // Addresses are compared in canonical form (`::ffff:a.b.c.d` is `a.b.c.d`); an IPv4 address
+    // also matches an IPv6 network written around the mapped range.
+    let is_trusted = |ip: &IpAddr| {
+        trusted.iter().any(|net| {
+            net.contains(ip)
+                || matches!(ip, IpAddr::V4(v4) if net.contains(&IpAddr::V6(v4.to_ipv6_mapped())))
+        })
+    };
 
     let mut req = TestRequest::default();
     if let Some(peer) = input.peer {
@@ -123,13 +136,15 @@ fuzz_target!(|input: Input<'_>| {
         None => assert_eq!(client.ip, "unknown"),
         Some(peer) => {
             let ip: IpAddr = client.ip.parse().expect("the client IP is an address");
+            assert_eq!(ip, ip.to_canonical(), "the client IP is canonical");
+            let peer_ip = peer.ip().to_canonical();
             let entries: Vec<&[u8]> = forwarded
                 .iter()
                 .flat_map(|value| value.split(|b| *b == b','))
                 .collect();
-            if !is_trusted(&peer.ip()) {
-                assert_eq!(ip, peer.ip(), "an untrusted peer is the client");
-            } else if ip != peer.ip() {
+            if !is_trusted(&peer_ip) {
+                assert_eq!(ip, peer_ip, "an untrusted peer is the client");
+            } else if ip != peer_ip {
                 // Some entry, with only trusted proxies' addresses to its right.
                 let believable = entries.iter().enumerate().any(|(i, e)| {
                     entry(e) == Some(ip)
@@ -144,7 +159,7 @@ fuzz_target!(|input: Input<'_>| {
                 .and_then(|value| value.split(|b| *b == b',').next_back())
                 .and_then(entry);
             if let Some(appended) = appended {
-                if is_trusted(&peer.ip()) && !is_trusted(&appended) {
+                if is_trusted(&peer_ip) && !is_trusted(&appended) {
                     assert_eq!(
                         ip, appended,
                         "the entry the trusted proxy appended was ignored in {forwarded:?}"
