@@ -136,7 +136,10 @@ async fn verify(req: &HttpRequest) -> Result<CurrentSession, ApiError> {
     })
 }
 
-/// The session `token` names, if it is usable now; `None` when it is refused.
+/// The session `token` names, if it is usable now; `None` when it is refused. A cached copy
+/// answers when it can ([`from_cache`]); otherwise the database decides and records
+/// ([`judge_stored`]), the audit trail hears of it through [`AppState::record`], and the outcome
+/// is applied here ([`accept`]).
 async fn verify_token(
     req: &HttpRequest,
     state: &AppState,
@@ -144,43 +147,103 @@ async fn verify_token(
 ) -> Result<Option<CurrentSession>, ApiError> {
     let token_hash = token.hash();
     let fingerprint = client_fingerprint(state.fingerprint, req.headers());
-    let (mode, lifetimes) = (state.fingerprint, state.sessions);
-
-    // The common case: a copy of an active row, nothing to write. Anything else (a touch or
-    // renewal due, past expiry, another client's fingerprint) is decided by the database below.
-    let cache = &state.session_cache;
-    let hit = cache.get(&token_hash);
-    if let Some(hit) = &hit {
-        let verdict = judge(&hit.session, &fingerprint, mode, lifetimes, db::now());
-        if verdict == QUIET {
-            state.metrics.session_cache(true);
-            return Ok(Some(CurrentSession {
-                user: hit.user.clone(),
-                session: hit.session.clone(),
-            }));
-        }
-    }
-    if cache.is_live() {
-        state.metrics.session_cache(false);
-    }
-
+    let cached = match from_cache(state, &token_hash, &fingerprint) {
+        Cached::Answer(current) => return Ok(Some(*current)),
+        Cached::Stale => true,
+        Cached::Absent => false,
+    };
+    let ticket = state.session_cache.ticket();
+    let Some(judged) = judge_stored(state, token_hash.clone(), fingerprint).await? else {
+        return Ok(forget_stale(state, &token_hash, cached));
+    };
     let client = ClientInfo::of(req, &state.settings.trusted_proxies);
-    let ticket = cache.ticket();
-    let lookup = token_hash.clone();
-    let outcome = state
+    let audit = |kind| {
+        event(
+            kind,
+            Some(judged.session.user_id),
+            Some(&judged.session.id),
+            &client,
+        )
+    };
+    match judged.verdict {
+        Verdict::Expire => state.record(vec![audit(EventKind::SessionExpired)]).await,
+        Verdict::Mismatch => {
+            state
+                .record(vec![audit(EventKind::FingerprintMismatch)])
+                .await
+        }
+        _ => {}
+    }
+    match judged.verdict {
+        Verdict::Accept { .. } => Ok(Some(accept(req, state, &token, ticket, judged))),
+        Verdict::Mismatch => Ok(None),
+        Verdict::Refuse | Verdict::Expire => Ok(forget_stale(state, &token_hash, cached)),
+    }
+}
+
+/// What the cache could say about a token.
+enum Cached {
+    /// A copy that needs no write answers the request.
+    Answer(Box<CurrentSession>),
+    /// A copy exists, but the database must decide (a write is due, or it is past expiry).
+    Stale,
+    Absent,
+}
+
+/// The common case: a copy of an active row, nothing to write.
+fn from_cache(state: &AppState, token_hash: &str, fingerprint: &str) -> Cached {
+    let cache = &state.session_cache;
+    let Some(hit) = cache.get(token_hash) else {
+        if cache.is_live() {
+            state.metrics.session_cache(false);
+        }
+        return Cached::Absent;
+    };
+    let verdict = judge(
+        &hit.session,
+        fingerprint,
+        state.fingerprint,
+        state.sessions,
+        db::now(),
+    );
+    if verdict == QUIET {
+        state.metrics.session_cache(true);
+        return Cached::Answer(Box::new(CurrentSession {
+            user: hit.user.clone(),
+            session: hit.session.clone(),
+        }));
+    }
+    state.metrics.session_cache(false);
+    Cached::Stale
+}
+
+/// A stored session and what was decided about it, at `now`.
+struct Judged {
+    verdict: Verdict,
+    session: SessionRow,
+    user: Account,
+    now: NaiveDateTime,
+}
+
+/// Reads the session and its user, judges them, and writes what the verdict calls for (marking
+/// it expired, or touching and renewing it); `None` when no usable user has such a session.
+async fn judge_stored(
+    state: &AppState,
+    token_hash: String,
+    fingerprint: String,
+) -> Result<Option<Judged>, ApiError> {
+    let (mode, lifetimes) = (state.fingerprint, state.sessions);
+    let judged = state
         .db(move |conn| {
-            let Some((session, user)) = sessions::find_with_user(conn, &lookup)? else {
+            let Some((session, user)) = sessions::find_with_user(conn, &token_hash)? else {
                 return Ok(None);
             };
             let now = db::now();
             let verdict = judge(&session, &fingerprint, mode, lifetimes, now);
-            let audit = |kind| event(kind, Some(session.user_id), Some(&session.id), &client);
             match &verdict {
                 Verdict::Expire => {
                     sessions::mark_expired(conn, &session.id)?;
-                    record_quietly(conn, audit(EventKind::SessionExpired));
                 }
-                Verdict::Mismatch => record_quietly(conn, audit(EventKind::FingerprintMismatch)),
                 Verdict::Accept {
                     touch: true,
                     renew_until,
@@ -189,48 +252,58 @@ async fn verify_token(
                 }
                 _ => {}
             }
-            Ok(Some((verdict, session, user, now)))
+            Ok(Some(Judged {
+                verdict,
+                session,
+                user,
+                now,
+            }))
         })
         .await?;
+    Ok(judged)
+}
 
-    match &outcome {
-        Some((Verdict::Expire, ..)) => state.metrics.observe(EventKind::SessionExpired),
-        Some((Verdict::Mismatch, ..)) => state.metrics.observe(EventKind::FingerprintMismatch),
-        _ => {}
-    }
-    match outcome {
-        Some((
-            Verdict::Accept {
-                touch, renew_until, ..
-            },
-            mut session,
-            user,
-            now,
-        )) => {
-            if touch {
-                session.last_seen_at = now;
-            }
-            if let Some(expires_at) = renew_until {
-                session.expires_at = expires_at;
-                let cookie = state.cookies.issue(&token, seconds_until(expires_at, now));
-                req.extensions_mut().insert(RenewedCookie(cookie));
-            }
-            let current = CachedSession { session, user };
-            cache.insert(ticket, &token_hash, current.clone());
-            Ok(Some(CurrentSession {
-                user: current.user,
-                session: current.session,
-            }))
+/// An accepted session: the copy is brought up to date with what was written, stored in the
+/// cache, and a renewed expiry queues the cookie for the response.
+fn accept(
+    req: &HttpRequest,
+    state: &AppState,
+    token: &SessionToken,
+    ticket: crate::auth::cache::Ticket,
+    judged: Judged,
+) -> CurrentSession {
+    let Judged {
+        verdict,
+        mut session,
+        user,
+        now,
+    } = judged;
+    if let Verdict::Accept { touch, renew_until } = verdict {
+        if touch {
+            session.last_seen_at = now;
         }
-        Some((Verdict::Mismatch, ..)) => Ok(None),
-        _ => {
-            // A copy that the database no longer backs (only possible past its expiry).
-            if hit.is_some() {
-                cache.forget_token(&token_hash);
-            }
-            Ok(None)
+        if let Some(expires_at) = renew_until {
+            session.expires_at = expires_at;
+            let cookie = state.cookies.issue(token, seconds_until(expires_at, now));
+            req.extensions_mut().insert(RenewedCookie(cookie));
         }
     }
+    let current = CachedSession { session, user };
+    state
+        .session_cache
+        .insert(ticket, &token.hash(), current.clone());
+    CurrentSession {
+        user: current.user,
+        session: current.session,
+    }
+}
+
+/// Refuses; a cached copy the database no longer backs (only possible past its expiry) goes.
+fn forget_stale(state: &AppState, token_hash: &str, cached: bool) -> Option<CurrentSession> {
+    if cached {
+        state.session_cache.forget_token(token_hash);
+    }
+    None
 }
 
 /// The verdict that needs no write: a cached copy can answer it.
@@ -238,13 +311,6 @@ const QUIET: Verdict = Verdict::Accept {
     touch: false,
     renew_until: None,
 };
-
-/// Audit events never fail verification.
-fn record_quietly(conn: &mut crate::db::DbConnection, event: crate::db::events::NewEvent) {
-    if let Err(error) = crate::db::events::insert_many(conn, &[event]) {
-        tracing::warn!(%error, "could not write audit event");
-    }
-}
 
 /// Middleware: adds the cookie of a session renewed during this request to a successful response,
 /// unless the handler already set that cookie itself (a logout clearing it, say).
