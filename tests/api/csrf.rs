@@ -65,26 +65,28 @@ async fn foreign_origin_is_refused_before_any_work(backend: Backend) {
     assert!(app.failures().is_empty());
 
     // Checked before the body is read: a non-JSON or malformed body is still 403.
-    let response = app
-        .raw
-        .post(app.url("/login"))
-        .header("origin", EVIL)
-        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body("username=alice&password=x")
-        .send()
-        .await
-        .expect("request failed");
-    assert_refused_origin(&Answer::read(response).await, EVIL);
-    let response = app
-        .raw
-        .post(app.url("/login"))
-        .header("origin", EVIL)
-        .header(CONTENT_TYPE, "application/json")
-        .body("{not json")
-        .send()
-        .await
-        .expect("request failed");
-    assert_refused_origin(&Answer::read(response).await, EVIL);
+    assert_refused_origin(
+        &Answer::send(
+            app.raw
+                .post(app.url("/login"))
+                .header("origin", EVIL)
+                .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body("username=alice&password=x"),
+        )
+        .await,
+        EVIL,
+    );
+    assert_refused_origin(
+        &Answer::send(
+            app.raw
+                .post(app.url("/login"))
+                .header("origin", EVIL)
+                .header(CONTENT_TYPE, "application/json")
+                .body("{not json"),
+        )
+        .await,
+        EVIL,
+    );
     // Even an oversized body.
     let response = app
         .raw
@@ -338,16 +340,14 @@ async fn form_encoded_logout_is_415(backend: Backend) {
         ("text/plain", "bye"),
         ("multipart/form-data; boundary=x", "--x--\r\n"),
     ] {
-        let response = app
-            .raw
-            .post(app.url("/logout"))
-            .header(COOKIE, app.cookie_header(&token))
-            .header(CONTENT_TYPE, content_type)
-            .body(body)
-            .send()
-            .await
-            .expect("request failed");
-        let answer = Answer::read(response).await;
+        let answer = Answer::send(
+            app.raw
+                .post(app.url("/logout"))
+                .header(COOKIE, app.cookie_header(&token))
+                .header(CONTENT_TYPE, content_type)
+                .body(body),
+        )
+        .await;
         answer.problem(415);
         assert!(
             answer.set_cookies().is_empty(),
@@ -380,16 +380,14 @@ async fn non_json_bodies_are_415_on_every_endpoint(backend: Backend) {
         (Method::POST, "/register".to_owned()),
         (Method::POST, "/login".to_owned()),
     ] {
-        let response = app
-            .raw
-            .request(method.clone(), app.url(&path))
-            .header(COOKIE, app.cookie_header(&token))
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(format!("password={PASSWORD}"))
-            .send()
-            .await
-            .expect("request failed");
-        let answer = Answer::read(response).await;
+        let answer = Answer::send(
+            app.raw
+                .request(method.clone(), app.url(&path))
+                .header(COOKIE, app.cookie_header(&token))
+                .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(format!("password={PASSWORD}")),
+        )
+        .await;
         assert_eq!(
             answer.status.as_u16(),
             415,
@@ -456,15 +454,14 @@ async fn chunked_non_json_body_is_415_and_an_empty_one_needs_no_json(backend: Ba
 
     // A body-less request needs no Content-Type, whatever it says.
     let other = app.login_token("alice", PASSWORD).await;
-    let response = app
-        .raw
-        .post(app.url("/logout"))
-        .header(COOKIE, app.cookie_header(&other))
-        .header(CONTENT_TYPE, "text/plain")
-        .header("content-length", "0")
-        .send()
-        .await
-        .expect("request failed");
-    Answer::read(response).await.expect(200);
+    Answer::send(
+        app.raw
+            .post(app.url("/logout"))
+            .header(COOKIE, app.cookie_header(&other))
+            .header(CONTENT_TYPE, "text/plain")
+            .header("content-length", "0"),
+    )
+    .await
+    .expect(200);
     assert_revoked(&app.session_for(&other), "logout");
 }

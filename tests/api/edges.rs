@@ -103,23 +103,21 @@ impl SkewedServer {
     }
 
     async fn post(&self, path: &str, body: &serde_json::Value) -> Answer {
-        let response = http_client(false)
-            .post(format!("{}{path}", self.url))
-            .json(body)
-            .send()
-            .await
-            .expect("request failed");
-        Answer::read(response).await
+        Answer::send(
+            http_client(false)
+                .post(format!("{}{path}", self.url))
+                .json(body),
+        )
+        .await
     }
 
     async fn me(&self, token: &str) -> Answer {
-        let response = http_client(false)
-            .get(format!("{}/users/me", self.url))
-            .header("Cookie", format!("access_token={token}"))
-            .send()
-            .await
-            .expect("request failed");
-        Answer::read(response).await
+        Answer::send(
+            http_client(false)
+                .get(format!("{}/users/me", self.url))
+                .header("Cookie", format!("access_token={token}")),
+        )
+        .await
     }
 }
 

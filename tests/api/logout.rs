@@ -130,16 +130,14 @@ async fn logout_with_a_non_json_body_is_415(backend: Backend) {
     let app = spawn_app(backend).await;
     let token = app.user_session("alice").await;
     // design-v3: every body must be JSON, so an HTML form can never reach /logout.
-    let response = app
-        .raw
-        .post(app.url("/logout"))
-        .header(COOKIE, app.cookie_header(&token))
-        .header("content-type", "text/plain")
-        .body("bye")
-        .send()
-        .await
-        .expect("request failed");
-    let answer = Answer::read(response).await;
+    let answer = Answer::send(
+        app.raw
+            .post(app.url("/logout"))
+            .header(COOKIE, app.cookie_header(&token))
+            .header("content-type", "text/plain")
+            .body("bye"),
+    )
+    .await;
     answer.problem(415);
     assert!(
         answer.set_cookies().is_empty(),
@@ -148,15 +146,14 @@ async fn logout_with_a_non_json_body_is_415(backend: Backend) {
     );
     assert_eq!(app.session_for(&token).status, "active");
     // A JSON body is accepted (and ignored).
-    let response = app
-        .raw
-        .post(app.url("/logout"))
-        .header(COOKIE, app.cookie_header(&token))
-        .json(&json!({ "anything": true }))
-        .send()
-        .await
-        .expect("request failed");
-    let answer = Answer::read(response).await.expect(200);
+    let answer = Answer::send(
+        app.raw
+            .post(app.url("/logout"))
+            .header(COOKIE, app.cookie_header(&token))
+            .json(&json!({ "anything": true })),
+    )
+    .await
+    .expect(200);
     assert_clearing_cookie(&answer.cookie(DEFAULT_COOKIE), DEFAULT_COOKIE);
     assert_eq!(app.session_for(&token).status, "inactive");
 }

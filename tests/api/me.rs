@@ -133,7 +133,7 @@ async fn me_with_empty_or_malformed_cookie_is_401_not_500(backend: Backend) {
         COOKIE,
         HeaderValue::from_bytes(b"access_token=\xe9\xff").unwrap(),
     );
-    let answer = Answer::read(request.send().await.expect("request failed")).await;
+    let answer = Answer::send(request).await;
     answer.problem(401);
 }
 
@@ -280,34 +280,32 @@ async fn non_utf8_headers_are_not_a_500(backend: Backend) {
     let app = spawn_app(backend).await;
     app.register_ok("alice", PASSWORD).await;
     let odd_agent = HeaderValue::from_bytes(b"Mozilla/5.0 (\xe9t\xe9)").unwrap();
-    let response = app
-        .raw
-        .post(app.url("/login"))
-        .header(USER_AGENT, odd_agent.clone())
-        .header(
-            ACCEPT_LANGUAGE,
-            HeaderValue::from_bytes(b"fr-\xff").unwrap(),
-        )
-        .json(&credentials("alice", PASSWORD))
-        .send()
-        .await
-        .expect("request failed");
-    let login = Answer::read(response).await.expect(200);
+    let login = Answer::send(
+        app.raw
+            .post(app.url("/login"))
+            .header(USER_AGENT, odd_agent.clone())
+            .header(
+                ACCEPT_LANGUAGE,
+                HeaderValue::from_bytes(b"fr-\xff").unwrap(),
+            )
+            .json(&credentials("alice", PASSWORD)),
+    )
+    .await
+    .expect(200);
     let token = login.cookie(DEFAULT_COOKIE).value().to_owned();
     // The same client, sending the same bytes, is recognised.
-    let response = app
-        .raw
-        .get(app.url("/users/me"))
-        .header(COOKIE, app.cookie_header(&token))
-        .header(USER_AGENT, odd_agent)
-        .header(
-            ACCEPT_LANGUAGE,
-            HeaderValue::from_bytes(b"fr-\xff").unwrap(),
-        )
-        .send()
-        .await
-        .expect("request failed");
-    Answer::read(response).await.expect(200);
+    Answer::send(
+        app.raw
+            .get(app.url("/users/me"))
+            .header(COOKIE, app.cookie_header(&token))
+            .header(USER_AGENT, odd_agent)
+            .header(
+                ACCEPT_LANGUAGE,
+                HeaderValue::from_bytes(b"fr-\xff").unwrap(),
+            ),
+    )
+    .await
+    .expect(200);
     // And a different client is not.
     app.me_with(&token, &[("user-agent", UA)])
         .await

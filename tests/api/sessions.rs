@@ -138,25 +138,25 @@ async fn user_agent_is_kept_as_sent_cut_to_256_chars(backend: Backend) {
     // Characters, not bytes: 300 two-byte characters are cut to 256 characters.
     let wide_agent = "é".repeat(300);
     let wide = HeaderValue::from_bytes(wide_agent.as_bytes()).unwrap();
-    let response = app
-        .raw
-        .post(app.url("/login"))
-        .header(USER_AGENT, wide.clone())
-        .json(&credentials("alice", PASSWORD))
-        .send()
-        .await
-        .expect("request failed");
-    let login = Answer::read(response).await.expect(200);
+    let login = Answer::send(
+        app.raw
+            .post(app.url("/login"))
+            .header(USER_AGENT, wide.clone())
+            .json(&credentials("alice", PASSWORD)),
+    )
+    .await
+    .expect(200);
     let wide_token = login.cookie(DEFAULT_COOKIE).value().to_owned();
-    let response = app
-        .raw
-        .get(app.url("/users/me/sessions"))
-        .header(COOKIE, app.cookie_header(&wide_token))
-        .header(USER_AGENT, wide)
-        .send()
+    let list = items(
+        &Answer::send(
+            app.raw
+                .get(app.url("/users/me/sessions"))
+                .header(COOKIE, app.cookie_header(&wide_token))
+                .header(USER_AGENT, wide),
+        )
         .await
-        .expect("request failed");
-    let list = items(&Answer::read(response).await.expect(200));
+        .expect(200),
+    );
     let mine = list
         .iter()
         .find(|s| s["current"] == json!(true))

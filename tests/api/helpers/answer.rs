@@ -11,6 +11,11 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// Sends `request` and reads the whole response; a transport error fails the test.
+    pub async fn send(request: RequestBuilder) -> Answer {
+        Answer::read(request.send().await.expect("request failed")).await
+    }
+
     pub async fn read(response: Response) -> Answer {
         let status = response.status();
         let headers = response.headers().clone();

@@ -202,11 +202,7 @@ impl TestApp {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = with_headers(request, headers)
-            .send()
-            .await
-            .expect("request failed");
-        Answer::read(response).await
+        Answer::send(with_headers(request, headers)).await
     }
 
     /// GET /users/me/sessions with the token.
@@ -302,14 +298,7 @@ impl TestApp {
 
     /// POST JSON with the cookie-store client.
     pub async fn post_json(&self, path: &str, body: &Value) -> Answer {
-        let response = self
-            .client
-            .post(self.url(path))
-            .json(body)
-            .send()
-            .await
-            .expect("request failed");
-        Answer::read(response).await
+        Answer::send(self.client.post(self.url(path)).json(body)).await
     }
 
     /// POST a raw body with an explicit Content-Type (None: no Content-Type).
@@ -318,7 +307,7 @@ impl TestApp {
         if let Some(content_type) = content_type {
             request = request.header(CONTENT_TYPE, content_type);
         }
-        Answer::read(request.send().await.expect("request failed")).await
+        Answer::send(request).await
     }
 
     /// GET /metrics on the separate metrics listener (panics when there is none).
@@ -327,23 +316,11 @@ impl TestApp {
             .metrics_address
             .as_ref()
             .expect("this server has no separate metrics listener");
-        let response = self
-            .raw
-            .get(format!("{base}/metrics"))
-            .send()
-            .await
-            .expect("request failed");
-        Answer::read(response).await
+        Answer::send(self.raw.get(format!("{base}/metrics"))).await
     }
 
     pub async fn get(&self, path: &str) -> Answer {
-        let response = self
-            .client
-            .get(self.url(path))
-            .send()
-            .await
-            .expect("request failed");
-        Answer::read(response).await
+        Answer::send(self.client.get(self.url(path))).await
     }
 
     pub async fn register(&self, username: &str, password: &str) -> Answer {
@@ -373,11 +350,7 @@ impl TestApp {
             .raw
             .post(self.url("/login"))
             .json(&credentials(username, password));
-        let response = with_headers(request, headers)
-            .send()
-            .await
-            .expect("request failed");
-        Answer::read(response).await
+        Answer::send(with_headers(request, headers)).await
     }
 
     /// Logs in with the raw client and returns the session token.
@@ -420,34 +393,22 @@ impl TestApp {
             .raw
             .get(self.url("/users/me"))
             .header(COOKIE, self.cookie_header(token));
-        let response = with_headers(request, headers)
-            .send()
-            .await
-            .expect("request failed");
-        Answer::read(response).await
+        Answer::send(with_headers(request, headers)).await
     }
 
     /// POST /logout (no body) with the cookie-store client.
     pub async fn logout(&self) -> Answer {
-        let response = self
-            .client
-            .post(self.url("/logout"))
-            .send()
-            .await
-            .expect("request failed");
-        Answer::read(response).await
+        Answer::send(self.client.post(self.url("/logout"))).await
     }
 
     /// POST /logout with the raw client, the token sent explicitly.
     pub async fn logout_with(&self, token: &str) -> Answer {
-        let response = self
-            .raw
-            .post(self.url("/logout"))
-            .header(COOKIE, self.cookie_header(token))
-            .send()
-            .await
-            .expect("request failed");
-        Answer::read(response).await
+        Answer::send(
+            self.raw
+                .post(self.url("/logout"))
+                .header(COOKIE, self.cookie_header(token)),
+        )
+        .await
     }
 
     /// A request with the raw client and arbitrary headers.
@@ -458,10 +419,6 @@ impl TestApp {
         headers: &[(&str, &str)],
     ) -> Answer {
         let request = self.raw.request(method, self.url(path));
-        let response = with_headers(request, headers)
-            .send()
-            .await
-            .expect("request failed");
-        Answer::read(response).await
+        Answer::send(with_headers(request, headers)).await
     }
 }
