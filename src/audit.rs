@@ -13,7 +13,7 @@ pub fn event(
     NewEvent {
         user_id,
         session_id: session_id.map(str::to_owned),
-        kind: kind.as_str(),
+        kind,
         ip: Some(client.ip.clone()),
         user_agent: client.user_agent.clone(),
         created_at: crate::db::now(),

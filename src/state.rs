@@ -68,9 +68,7 @@ impl AppState {
             return;
         }
         for event in &events {
-            if let Some(kind) = crate::db::events::EventKind::parse(event.kind) {
-                self.metrics.observe(kind);
-            }
+            self.metrics.observe(event.kind);
         }
         if let Err(error) = self
             .db(move |conn| events::insert_many(conn, &events))

@@ -225,7 +225,7 @@ mod tests {
             session: SessionRow {
                 id: session_id.into(),
                 user_id,
-                status: "active".into(),
+                status: crate::db::sessions::SessionStatus::Active,
                 client_fingerprint: "fp".into(),
                 created_at: t,
                 expires_at: t,

@@ -355,7 +355,7 @@ mod tests {
         SessionRow {
             id: "id".into(),
             user_id: 1,
-            status: status.into(),
+            status: crate::db::sessions::SessionStatus::parse(status).unwrap(),
             client_fingerprint: "fp".into(),
             user_agent: None,
             ip: None,

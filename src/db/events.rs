@@ -7,8 +7,10 @@ use diesel::prelude::*;
 use super::schema::auth_events;
 use super::DbConnection;
 
-/// What happened; stored as text in `auth_events.kind`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What happened; stored as text in `auth_events.kind`, read and written as this enum
+/// ([`crate::db::column`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, diesel::AsExpression, diesel::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub enum EventKind {
     Register,
     Login,
@@ -56,12 +58,14 @@ impl EventKind {
     }
 }
 
+crate::db::column::text_enum!(EventKind);
+
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = auth_events)]
 pub struct NewEvent {
     pub user_id: Option<i64>,
     pub session_id: Option<String>,
-    pub kind: &'static str,
+    pub kind: EventKind,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub created_at: NaiveDateTime,
@@ -73,6 +77,7 @@ pub struct EventRow {
     pub id: i64,
     pub user_id: Option<i64>,
     pub session_id: Option<String>,
+    /// Read as text: a kind written by a newer version (after a rollback) still lists.
     pub kind: String,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
@@ -113,7 +118,7 @@ pub fn count_from_ip(
     since: NaiveDateTime,
 ) -> QueryResult<(i64, Option<NaiveDateTime>)> {
     auth_events::table
-        .filter(auth_events::kind.eq(kind.as_str()))
+        .filter(auth_events::kind.eq(kind))
         .filter(auth_events::ip.eq(ip))
         .filter(auth_events::created_at.gt(since))
         .select((count_star(), diesel::dsl::min(auth_events::created_at)))

@@ -2,6 +2,7 @@
 //! the queries. Nothing here knows about HTTP; functions return diesel results.
 
 pub mod breaker;
+pub mod column;
 pub mod connection;
 pub mod events;
 pub mod invalidations;

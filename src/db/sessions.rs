@@ -8,8 +8,10 @@ use super::schema::{sessions, users};
 use super::users::Account;
 use super::DbConnection;
 
-/// The lifecycle states stored in `sessions.status`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The lifecycle states stored in `sessions.status` (as text, on both backends); read and
+/// written as this enum at the diesel boundary ([`crate::db::column`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, diesel::AsExpression, diesel::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub enum SessionStatus {
     Active,
     Inactive,
@@ -17,6 +19,13 @@ pub enum SessionStatus {
 }
 
 impl SessionStatus {
+    pub const ALL: [Self; 3] = [Self::Active, Self::Inactive, Self::Expired];
+
+    /// The status stored as `text`, if it is one.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Active => "active",
@@ -26,13 +35,15 @@ impl SessionStatus {
     }
 }
 
+crate::db::column::text_enum!(SessionStatus);
+
 /// A session as stored (without its token hash, which callers already have).
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = sessions)]
 pub struct SessionRow {
     pub id: String,
     pub user_id: i64,
-    pub status: String,
+    pub status: SessionStatus,
     pub client_fingerprint: String,
     pub created_at: NaiveDateTime,
     pub expires_at: NaiveDateTime,
@@ -43,7 +54,7 @@ pub struct SessionRow {
 
 impl SessionRow {
     pub fn is_active(&self) -> bool {
-        self.status == SessionStatus::Active.as_str()
+        self.status == SessionStatus::Active
     }
 }
 
@@ -54,7 +65,7 @@ pub struct NewSession<'a> {
     pub id: &'a str,
     pub user_id: i64,
     pub token_hash: &'a str,
-    pub status: &'a str,
+    pub status: SessionStatus,
     pub client_fingerprint: &'a str,
     pub created_at: NaiveDateTime,
     pub expires_at: NaiveDateTime,
@@ -63,8 +74,9 @@ pub struct NewSession<'a> {
     pub ip: Option<&'a str>,
 }
 
-/// Why a session was ended, stored in `revoked_reason`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Why a session was ended, stored as text in `revoked_reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, diesel::AsExpression, diesel::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub enum RevokeReason {
     Logout,
     LogoutAll,
@@ -76,6 +88,15 @@ pub enum RevokeReason {
 }
 
 impl RevokeReason {
+    pub const ALL: [Self; 6] = [
+        Self::Logout,
+        Self::LogoutAll,
+        Self::RevokedByUser,
+        Self::PasswordChange,
+        Self::SessionLimit,
+        Self::RevokedByAdmin,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Logout => "logout",
@@ -87,6 +108,8 @@ impl RevokeReason {
         }
     }
 }
+
+crate::db::column::text_enum!(RevokeReason);
 
 /// What creating a session ended besides: the session the request's cookie named, and the
 /// least recently used ones beyond the per-user limit.
@@ -150,7 +173,7 @@ fn active_for_user(
 ) -> sessions::BoxedQuery<'static, crate::db::connection::MultiBackend> {
     sessions::table
         .filter(sessions::user_id.eq(user_id))
-        .filter(sessions::status.eq(SessionStatus::Active.as_str()))
+        .filter(sessions::status.eq(SessionStatus::Active))
         .into_boxed()
 }
 
@@ -167,11 +190,11 @@ fn revoke_ids(
     diesel::update(
         sessions::table
             .filter(sessions::id.eq_any(ids))
-            .filter(sessions::status.eq(SessionStatus::Active.as_str())),
+            .filter(sessions::status.eq(SessionStatus::Active)),
     )
     .set((
-        sessions::status.eq(SessionStatus::Inactive.as_str()),
-        sessions::revoked_reason.eq(reason.as_str()),
+        sessions::status.eq(SessionStatus::Inactive),
+        sessions::revoked_reason.eq(reason),
         sessions::revoked_at.eq(now),
     ))
     .execute(conn)
@@ -186,7 +209,7 @@ pub fn end_by_token_hash(
 ) -> QueryResult<Option<(String, i64)>> {
     let found: Option<(String, i64)> = sessions::table
         .filter(sessions::token_hash.eq(token_hash))
-        .filter(sessions::status.eq(SessionStatus::Active.as_str()))
+        .filter(sessions::status.eq(SessionStatus::Active))
         .select((sessions::id, sessions::user_id))
         .first(conn)
         .optional()?;
@@ -254,9 +277,9 @@ pub fn mark_expired(conn: &mut DbConnection, id: &str) -> QueryResult<usize> {
     diesel::update(
         sessions::table
             .filter(sessions::id.eq(id))
-            .filter(sessions::status.eq(SessionStatus::Active.as_str())),
+            .filter(sessions::status.eq(SessionStatus::Active)),
     )
-    .set(sessions::status.eq(SessionStatus::Expired.as_str()))
+    .set(sessions::status.eq(SessionStatus::Expired))
     .execute(conn)
 }
 
@@ -269,7 +292,7 @@ pub fn touch(
 ) -> QueryResult<usize> {
     let target = sessions::table
         .filter(sessions::id.eq(id))
-        .filter(sessions::status.eq(SessionStatus::Active.as_str()));
+        .filter(sessions::status.eq(SessionStatus::Active));
     match expires_at {
         Some(expires_at) => diesel::update(target)
             .set((
@@ -295,7 +318,7 @@ pub fn expire_overdue(
     batch: i64,
 ) -> QueryResult<(usize, Option<NaiveDateTime>)> {
     let query = sessions::table
-        .filter(sessions::status.eq(SessionStatus::Active.as_str()))
+        .filter(sessions::status.eq(SessionStatus::Active))
         .filter(sessions::expires_at.le(now))
         .into_boxed();
     let (ids, next) = next_by_expiry(conn, query, from, batch)?;
@@ -305,10 +328,10 @@ pub fn expire_overdue(
     let changed = diesel::update(
         sessions::table
             .filter(sessions::id.eq_any(ids))
-            .filter(sessions::status.eq(SessionStatus::Active.as_str()))
+            .filter(sessions::status.eq(SessionStatus::Active))
             .filter(sessions::expires_at.le(now)),
     )
-    .set(sessions::status.eq(SessionStatus::Expired.as_str()))
+    .set(sessions::status.eq(SessionStatus::Expired))
     .execute(conn)?;
     Ok((changed, next))
 }
@@ -339,7 +362,7 @@ pub fn delete_ended_before(
 ) -> QueryResult<(usize, Option<NaiveDateTime>)> {
     let query = match kind {
         Ended::Inactive => sessions::table
-            .filter(sessions::status.eq(SessionStatus::Inactive.as_str()))
+            .filter(sessions::status.eq(SessionStatus::Inactive))
             .filter(
                 sessions::revoked_at.lt(cutoff).or(sessions::revoked_at
                     .is_null()
@@ -347,7 +370,7 @@ pub fn delete_ended_before(
             )
             .into_boxed(),
         Ended::Expired => sessions::table
-            .filter(sessions::status.eq(SessionStatus::Expired.as_str()))
+            .filter(sessions::status.eq(SessionStatus::Expired))
             .filter(sessions::expires_at.lt(cutoff))
             .into_boxed(),
     };
@@ -394,7 +417,7 @@ pub fn revoke_any_batch(
     batch: i64,
 ) -> QueryResult<usize> {
     let ids: Vec<String> = sessions::table
-        .filter(sessions::status.eq(SessionStatus::Active.as_str()))
+        .filter(sessions::status.eq(SessionStatus::Active))
         .select(sessions::id)
         .limit(batch)
         .load(conn)?;
@@ -404,7 +427,7 @@ pub fn revoke_any_batch(
 /// How many sessions are active and not past expiry.
 pub fn count_active(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<i64> {
     sessions::table
-        .filter(sessions::status.eq(SessionStatus::Active.as_str()))
+        .filter(sessions::status.eq(SessionStatus::Active))
         .filter(sessions::expires_at.gt(now))
         .count()
         .get_result(conn)

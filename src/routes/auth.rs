@@ -301,7 +301,7 @@ pub(super) async fn start_session(
                     id: &id,
                     user_id,
                     token_hash: &token_hash,
-                    status: SessionStatus::Active.as_str(),
+                    status: SessionStatus::Active,
                     client_fingerprint: &fingerprint,
                     created_at: now,
                     expires_at,
