@@ -65,9 +65,66 @@ macro_rules! text_enum {
 
 pub(crate) use text_enum;
 
+/// Implements integer `ToSql`/`FromSql` for an enum with `ALL: [Self; N]` and
+/// `code(self) -> &'static i32`; a stored number that names no variant is a deserialization error.
+macro_rules! integer_enum {
+    ($ty:ty) => {
+        impl diesel::serialize::ToSql<diesel::sql_types::Integer, diesel::pg::Pg> for $ty {
+            fn to_sql<'b>(
+                &'b self,
+                out: &mut diesel::serialize::Output<'b, '_, diesel::pg::Pg>,
+            ) -> diesel::serialize::Result {
+                <i32 as diesel::serialize::ToSql<diesel::sql_types::Integer, diesel::pg::Pg>>::to_sql(
+                    self.code(),
+                    out,
+                )
+            }
+        }
+
+        impl diesel::serialize::ToSql<diesel::sql_types::Integer, diesel::sqlite::Sqlite> for $ty {
+            fn to_sql<'b>(
+                &'b self,
+                out: &mut diesel::serialize::Output<'b, '_, diesel::sqlite::Sqlite>,
+            ) -> diesel::serialize::Result {
+                out.set_value(*self.code());
+                Ok(diesel::serialize::IsNull::No)
+            }
+        }
+
+        impl diesel::serialize::ToSql<diesel::sql_types::Integer, $crate::db::connection::MultiBackend>
+            for $ty
+        {
+            fn to_sql<'b>(
+                &'b self,
+                out: &mut diesel::serialize::Output<'b, '_, $crate::db::connection::MultiBackend>,
+            ) -> diesel::serialize::Result {
+                out.set_value((diesel::sql_types::Integer, self.code()));
+                Ok(diesel::serialize::IsNull::No)
+            }
+        }
+
+        impl diesel::deserialize::FromSql<diesel::sql_types::Integer, $crate::db::connection::MultiBackend>
+            for $ty
+        {
+            fn from_sql(
+                bytes: <$crate::db::connection::MultiBackend as diesel::backend::Backend>::RawValue<'_>,
+            ) -> diesel::deserialize::Result<Self> {
+                let code: i32 = bytes.from_sql::<i32, diesel::sql_types::Integer>()?;
+                <$ty>::ALL
+                    .into_iter()
+                    .find(|value| *value.code() == code)
+                    .ok_or_else(|| format!(concat!("unknown ", stringify!($ty), " {}"), code).into())
+            }
+        }
+    };
+}
+
+pub(crate) use integer_enum;
+
 #[cfg(test)]
 mod tests {
     use crate::db::events::EventKind;
+    use crate::db::login_failures::Outcome;
     use crate::db::sessions::{RevokeReason, SessionStatus};
 
     fn distinct(names: Vec<&str>) {
@@ -89,5 +146,7 @@ mod tests {
             assert_eq!(EventKind::parse(kind.as_str()), Some(kind));
         }
         assert_eq!(SessionStatus::parse("Active"), None);
+        // The numbers earlier versions stored.
+        assert_eq!(Outcome::ALL.map(|o| *o.code()), [0, 1, 2]);
     }
 }

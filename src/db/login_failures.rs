@@ -16,11 +16,31 @@ pub struct FailureCount {
     pub newest: Option<NaiveDateTime>,
 }
 
-/// `cleared` values: a failure that counts, one forgiven by a later success (still counted per
-/// IP), and an attempt whose password is being checked right now.
-pub const FAILED: i32 = 0;
-pub const FORGIVEN: i32 = 1;
-pub const PENDING: i32 = 2;
+/// What became of a recorded attempt, stored as a number in `login_failures.cleared`: a failure
+/// that counts, one forgiven by a later success (still counted per IP), or an attempt whose
+/// password is being checked right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, diesel::AsExpression, diesel::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Integer)]
+pub enum Outcome {
+    Failed,
+    Forgiven,
+    Pending,
+}
+
+impl Outcome {
+    pub const ALL: [Self; 3] = [Self::Failed, Self::Forgiven, Self::Pending];
+
+    /// The stored number (0, 1, 2: the values of earlier versions).
+    pub fn code(self) -> &'static i32 {
+        match self {
+            Self::Failed => &0,
+            Self::Forgiven => &1,
+            Self::Pending => &2,
+        }
+    }
+}
+
+crate::db::column::integer_enum!(Outcome);
 
 /// Records an attempt as pending before its password is checked; returns the row id, to be
 /// confirmed as a failure or deleted. (A process that dies mid-check leaves it pending, which
@@ -36,7 +56,7 @@ pub fn record(
             login_failures::username_key.eq(username_key),
             login_failures::ip.eq(ip),
             login_failures::created_at.eq(now),
-            login_failures::cleared.eq(PENDING),
+            login_failures::cleared.eq(Outcome::Pending),
         ))
         .returning(login_failures::id)
         .get_result(conn)
@@ -45,7 +65,7 @@ pub fn record(
 /// The pending attempt `id` failed: it now counts for the pair and the IP.
 pub fn confirm(conn: &mut DbConnection, id: i64) -> QueryResult<usize> {
     diesel::update(login_failures::table.filter(login_failures::id.eq(id)))
-        .set(login_failures::cleared.eq(FAILED))
+        .set(login_failures::cleared.eq(Outcome::Failed))
         .execute(conn)
 }
 
@@ -69,7 +89,7 @@ pub struct Tally {
 /// `(username_key, cleared, count, oldest, newest)` of one group of rows.
 type Group = (
     String,
-    i32,
+    Outcome,
     i64,
     Option<NaiveDateTime>,
     Option<NaiveDateTime>,
@@ -92,7 +112,7 @@ pub fn tally(
         .filter(login_failures::created_at.gt(since))
         .filter(
             login_failures::cleared
-                .ne(PENDING)
+                .ne(Outcome::Pending)
                 .or(login_failures::created_at.gt(pending_since)),
         )
         .filter(
@@ -119,11 +139,11 @@ pub fn tally(
             oldest,
             newest,
         };
-        if cleared == PENDING {
+        if cleared == Outcome::Pending {
             tally.ip_pending += count;
             continue;
         }
-        if cleared == FAILED && key == username_key {
+        if cleared == Outcome::Failed && key == username_key {
             tally.pair = tally.pair.merge(group);
         }
         if whole_ip {
@@ -154,9 +174,9 @@ pub fn clear_pair(conn: &mut DbConnection, username_key: &str, ip: &str) -> Quer
         login_failures::table
             .filter(login_failures::username_key.eq(username_key))
             .filter(login_failures::ip.eq(ip))
-            .filter(login_failures::cleared.eq(FAILED)),
+            .filter(login_failures::cleared.eq(Outcome::Failed)),
     )
-    .set(login_failures::cleared.eq(FORGIVEN))
+    .set(login_failures::cleared.eq(Outcome::Forgiven))
     .execute(conn)
 }
 
