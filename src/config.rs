@@ -782,13 +782,14 @@ fn validate_cookie(cookie: &CookieSettings) -> Result<(), ConfigError> {
             ),
         ));
     }
-    // The server percent-decodes cookie names when it reads them (`SessionCookies::read`), so a
-    // name with `%` in it would never find its own cookie: every request would be a 401.
+    // tessera matches cookie names byte for byte (`SessionCookies::candidates`), but many clients,
+    // proxies and frameworks percent-decode them: a name with `%` would not come back as itself,
+    // and it could be the encoded spelling of another cookie's name.
     if cookie.name.contains('%') {
         return Err(ConfigError::new(
             "COOKIE_NAME",
             format!(
-                "`{}` contains %, which is percent-decoded when the cookie is read back; the server would never find its cookie",
+                "`{}` contains %, which many clients and proxies percent-decode in cookie names; the cookie would not come back under this name",
                 cookie.name
             ),
         ));

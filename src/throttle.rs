@@ -273,19 +273,18 @@ pub async fn begin_login(
         });
     }
     let whole_ip = s.login_max_failures_per_ip > 0;
-    let read = |exclude: Option<i64>| {
+    let read = || {
         let (k, i) = (key.clone(), ip.clone());
         move |conn: &mut crate::db::DbConnection| {
             let now = crate::db::now();
             let since = now - Duration::seconds(s.login_window_seconds);
             let pending_since = now - Duration::seconds(PENDING_SECONDS);
-            let tally =
-                login_failures::tally(conn, &k, &i, since, pending_since, whole_ip, exclude)?;
+            let tally = login_failures::tally(conn, &k, &i, since, pending_since, whole_ip, None)?;
             Ok((tally, now))
         }
     };
     // The common case under attack: locked. One read, no lock taken, nothing written.
-    let (tally, now) = state.db(read(None)).await?;
+    let (tally, now) = state.db(read()).await?;
     if let Some(Refusal::Locked(retry_after)) = refusal(tally, s, now) {
         return Err(throttled(client, retry_after));
     }
@@ -296,7 +295,7 @@ pub async fn begin_login(
     loop {
         // Created before the read: an attempt ending after it wakes this one.
         let ended = gate.ended.notified();
-        let (tally, now) = state.db(read(None)).await?;
+        let (tally, now) = state.db(read()).await?;
         match refusal(tally, s, now) {
             Some(Refusal::Locked(retry_after)) => return Err(throttled(client, retry_after)),
             Some(Refusal::Crowded) => {
@@ -307,7 +306,7 @@ pub async fn begin_login(
         }
         // Record, then count again without it: of two attempts racing here, the later sees
         // the earlier, so no more than the limit get through.
-        let (k, i, recount) = (key.clone(), ip.clone(), read(None));
+        let (k, i, recount) = (key.clone(), ip.clone(), read());
         let (id, tally, now) = state
             .db(move |conn| {
                 let id = login_failures::record(conn, &k, &i, crate::db::now())?;

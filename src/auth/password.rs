@@ -11,7 +11,6 @@
 //! machine gives argon2 all of its time.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -38,10 +37,9 @@ pub struct PasswordHasher {
     /// A real hash of a random password, verified against when the username is unknown so that
     /// "no such user" costs the same as "wrong password".
     dummy_hash: Arc<str>,
-    /// Computations waiting or running.
-    in_flight: Arc<AtomicUsize>,
-    /// One permit per place in the queue (waiting or running).
+    /// One permit per place in the queue (waiting or running): `max_queue` of them.
     slots: Arc<Semaphore>,
+    max_queue: usize,
 }
 
 /// A place in the argon2 queue, held from before the request waits for anything until its
@@ -72,8 +70,8 @@ impl PasswordHasher {
             jobs: Mutex::new(sender),
             threads,
             dummy_hash: dummy_hash.into(),
-            in_flight: Arc::new(AtomicUsize::new(0)),
             slots: Arc::new(Semaphore::new(max_queue.max(1))),
+            max_queue: max_queue.max(1),
         }
     }
 
@@ -130,9 +128,10 @@ impl PasswordHasher {
         self.threads
     }
 
-    /// How many computations are waiting or running (the argon2 queue depth).
+    /// How many places of the queue are taken: computations waiting or running, and requests
+    /// about to submit theirs (the argon2 queue depth).
     pub fn in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::Relaxed)
+        self.max_queue - self.slots.available_permits()
     }
 
     async fn run<T, F>(&self, slot: Slot, work: F) -> Result<T, ApiError>
@@ -140,12 +139,10 @@ impl PasswordHasher {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let queued = InFlight::enter(&self.in_flight);
         let (done, result) = oneshot::channel();
         // The job runs to its end even if the client goes away meanwhile; its answer is dropped.
         let job: Job = Box::new(move || {
             let answer = work();
-            drop(queued);
             drop(slot);
             let _ = done.send(answer);
         });
@@ -191,22 +188,6 @@ fn lower_priority() {
         if rc != 0 {
             tracing::debug!("cannot lower the argon2 thread's priority");
         }
-    }
-}
-
-/// Counts one computation from the moment it queues until its work ends (or it is abandoned).
-struct InFlight(Arc<AtomicUsize>);
-
-impl InFlight {
-    fn enter(counter: &Arc<AtomicUsize>) -> Self {
-        counter.fetch_add(1, Ordering::Relaxed);
-        Self(Arc::clone(counter))
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

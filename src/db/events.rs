@@ -1,7 +1,6 @@
 //! The audit trail: `auth_events`.
 
 use chrono::NaiveDateTime;
-use diesel::dsl::count_star;
 use diesel::prelude::*;
 
 use super::schema::auth_events;
@@ -108,21 +107,6 @@ pub fn list_for_user(
         .limit(limit)
         .select(EventRow::as_select())
         .load(conn)
-}
-
-/// How many events of `kind` came from `ip` since `since`, and the oldest of them.
-pub fn count_from_ip(
-    conn: &mut DbConnection,
-    kind: EventKind,
-    ip: &str,
-    since: NaiveDateTime,
-) -> QueryResult<(i64, Option<NaiveDateTime>)> {
-    auth_events::table
-        .filter(auth_events::kind.eq(kind))
-        .filter(auth_events::ip.eq(ip))
-        .filter(auth_events::created_at.gt(since))
-        .select((count_star(), diesel::dsl::min(auth_events::created_at)))
-        .first(conn)
 }
 
 /// Deletes up to `batch` events older than `cutoff`.
